@@ -1,0 +1,48 @@
+# fprt — the two commands:   make demo   |   make test
+# Both create .venv when it is missing, install fprt into it (building the similarity extension)
+# and then run. Nothing else needs to be installed by hand.
+
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.fprt-installed
+EXT_SRC := $(shell find cpp_ext -type f \( -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.py' \) 2>/dev/null)
+DEMO    ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: demo test install clean-venv bench
+
+FPRT    := $(VENV)/bin/fprt
+
+# The main job on built-in demo data; every step is one `fprt` command a user can run too.
+demo: $(STAMP)
+	$(FPRT) checks
+	$(FPRT) make-demo-data $(DEMO)/subsets --task subsets
+	$(FPRT) info $(DEMO)/subsets
+	$(FPRT) make-demo-data $(DEMO)/membership --task membership
+	$(FPRT) info $(DEMO)/membership
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks --benchmark-only $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+# torch first, pinned, so it comes from this machine's disk where it lies there (a CUDA build).
+$(VENV)/.torch: | $(PY)
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	touch $@
+
+$(STAMP): $(VENV)/.torch setup.py Makefile $(EXT_SRC)
+	$(PIP) install -q --no-build-isolation -e '.[dev,ray]'
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV) build fprt/*.so

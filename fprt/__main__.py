@@ -1,0 +1,3 @@
+from fprt.cli import main
+
+main()

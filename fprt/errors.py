@@ -1,0 +1,26 @@
+"""fprt's exceptions. Everything a user can cause derives from ``FprtError``; its message names the
+file or option at fault and what was expected. The CLI prints it as one line and exits with 2;
+from Python it is an ordinary exception (each one is also the matching built-in: ValueError, ...).
+"""
+
+from __future__ import annotations
+
+
+class FprtError(Exception):
+    """Base of every user-facing fprt error."""
+
+
+class DataError(FprtError, ValueError):
+    """A dataset folder or image file is unusable (unknown or ambiguous layout, empty class, bad image)."""
+
+
+class ModelError(FprtError, ValueError):
+    """A checkpoint, ONNX file or engine is missing, corrupt, foreign or does not fit."""
+
+
+class ParityError(FprtError, RuntimeError):
+    """An exported model disagrees with its source beyond the stated tolerance."""
+
+
+class MissingDependencyError(FprtError, ImportError):
+    """An optional dependency (TensorRT, onnxruntime-gpu, Ray, a GPU) is needed and absent; says how to get it."""

@@ -1,0 +1,1 @@
+"""fprt.runtime — `fprt score`: backends, the scoring pipeline and the similarity extension."""

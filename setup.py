@@ -1,0 +1,111 @@
+"""Install fprt: one Python package, ``fprt``, assembled from the repository's top-level folders.
+
+    fprt/      → fprt            (the shared core: data, demo data, preprocess, metrics, CLI)
+    trainer/   → fprt.trainer
+    export/    → fprt.export
+    runtime/   → fprt.runtime
+    cpp_ext/   → fprt._similarity_cpu (C++), fprt._similarity_cuda (CUDA, built when nvcc is found)
+
+The extensions are built with torch's cpp_extension, so install with torch already present and
+without build isolation (``make test`` / ``make demo`` do this):
+
+    pip install torch==2.14.1 torchvision==0.29.1
+    pip install --no-build-isolation -e '.[dev]'
+
+Without torch at build time, or with ``FPRT_BUILD_EXT=0``, fprt installs without its extension and
+builds it just in time on first use (or falls back to pure PyTorch with one warning).
+``FPRT_BUILD_CUDA=0`` skips the CUDA extension; ``TORCH_CUDA_ARCH_LIST`` picks its GPU targets
+(default ``8.0;9.0+PTX``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "cpp_ext"))
+import build_config  # noqa: E402  (cpp_ext/build_config.py: one place for sources and flags)
+
+FOLDERS = {"fprt": "fprt", "fprt.trainer": "trainer", "fprt.export": "export", "fprt.runtime": "runtime"}
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    packages, package_dir = [], {}
+    for name, folder in FOLDERS.items():
+        packages.append(name)
+        package_dir[name] = folder
+        packages += [f"{name}.{sub}" for sub in find_packages(where=folder)]
+    return packages, package_dir
+
+
+def _version() -> str:
+    for line in (HERE / "fprt" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    raise RuntimeError("fprt/__init__.py has no __version__")
+
+
+def _extensions() -> tuple[list, dict]:
+    if os.environ.get("FPRT_BUILD_EXT", "1") == "0":
+        return [], {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension
+    except ImportError:
+        print("fprt setup: torch is not installed; building without the similarity extension", file=sys.stderr)
+        return [], {}
+    exts = build_config.extensions(HERE)
+    return exts, ({"build_ext": BuildExtension.with_options(use_ninja=True)} if exts else {})
+
+
+packages, package_dir = _packages()
+ext_modules, cmdclass = _extensions()
+
+setup(
+    name="fprt",
+    version=_version(),
+    description="fprt, the fingerprint runtime: audits synthetic medical images for traces of their training images",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir=package_dir,
+    package_data={"fprt": ["py.typed"]},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    install_requires=[
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "onnx>=1.16",
+        "onnxscript>=0.2",
+        "onnxruntime>=1.18",
+        "numpy>=1.24",
+        "pillow>=10.0",
+        "scikit-learn>=1.3",
+        "skl2onnx>=1.17",
+        "matplotlib>=3.7",
+        "tqdm>=4.66",
+        "rich>=13.0",
+        "typer>=0.12",
+        "safetensors>=0.4",
+        "pydicom>=2.4",
+    ],
+    extras_require={
+        "gpu": ["onnxruntime-gpu>=1.18", "tensorrt>=10.0"],
+        "ray": ["ray[data]>=2.30"],
+        "dev": [
+            "pytest>=8.0",
+            "pytest-benchmark>=4.0",
+            "pytest-timeout>=2.2",
+            "faiss-cpu>=1.8",
+            "scipy>=1.11",
+            "ninja>=1.11",
+        ],
+    },
+    entry_points={"console_scripts": ["fprt = fprt.cli:main"]},
+    zip_safe=False,
+)
