@@ -89,7 +89,7 @@ def _kappa(y_true, y_pred, labels=None) -> float | None:
 
     # κ is undefined (0/0) when both raters use one and the same label: reported as None, not 0.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore")  # scikit-learn warns before returning NaN
         value = cohen_kappa_score(y_true, y_pred, labels=labels)
     return float(value) if np.isfinite(value) else None
 
