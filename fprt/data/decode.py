@@ -1,0 +1,387 @@
+"""Decode one image file to fprt's canonical form: an H×W gray array, ``uint8`` (or ``float32`` in [0, 1]).
+
+The rules, by what the file holds (the *raw value* of a pixel is what the file stores, after the
+DICOM modality LUT for DICOM):
+
+============================  =====================================================================
+file holds                    canonical gray value
+============================  =====================================================================
+8-bit gray (PNG/JPEG/TIFF)    as is
+1-bit (bilevel)               0 / 255
+16-bit gray (PNG/TIFF)        full-range linear scaling 0..65535 → 0..255, rounded:
+                              ``(v * 255 + 32767) // 65535`` (= round(v / 257)). This is the exact
+                              inverse of the usual 8→16-bit widening ``v * 257``, so an 8-bit image
+                              saved as 16-bit comes back unchanged. A 12-bit CT stored in 16 bits comes
+                              out dark; pass ``window=(center, width)`` in raw units to choose a window.
+32-bit integer (TIFF, ``I``)  treated as 16-bit when every value lies in 0..65535; otherwise a
+                              ``window`` is required
+32-bit float (TIFF, ``F``)    a ``window`` is required (fprt does not guess a float image's range)
+palette, RGB, RGBA, LA        ITU-R 601-2 luma ``L = R*299/1000 + G*587/1000 + B*114/1000``, as PIL's
+                              ``convert("L")`` computes it in 16-bit fixed point:
+                              ``(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`` (within 1 of the
+                              exactly rounded value); a palette is looked up first. Alpha is
+                              **ignored** (the stored colour is kept, not composited on any
+                              background); so is a palette's transparency. LA keeps its L channel.
+DICOM (pydicom)               stored values → modality LUT (``RescaleSlope``/``RescaleIntercept``,
+                              i.e. Hounsfield units for CT) → window: ``window=(center, width)`` if
+                              given, else the file's own first ``WindowCenter``/``WindowWidth``, else
+                              the slice's min–max. ``MONOCHROME1`` is inverted so that bright = high.
+                              Single-frame grayscale only.
+============================  =====================================================================
+
+A window maps raw values linearly as DICOM PS3.3 C.11.2.1.2.1 defines it (width ≥ 1):
+``y = clip((x - (c - 0.5)) / (w - 1) + 0.5, 0, 1)`` (for ``w == 1``: ``y = x > c - 0.5``), then
+``uint8 = floor(255 * y + 0.5)``. A min–max window maps ``min → 0`` and ``max → 255`` (a constant
+slice gives zeros).
+
+Unsupported (a ``DataError``): CMYK, YCbCr, LAB, HSV and other modes; multi-frame files (a TIFF
+stack or multi-frame DICOM is a volume, not a slice); colour DICOM; formats other than PNG, JPEG,
+TIFF and DICOM (PIL is only allowed its PNG, JPEG and TIFF readers, so untrusted files never reach
+other plugins). PIL's decompression-bomb guard stays on: an image over ``Image.MAX_IMAGE_PIXELS``
+pixels (the same limit applies to DICOM) is a bad file. Every failure is a ``DataError`` whose message
+starts with the file's path and says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fprt.data.files import DICOM_SUFFIXES, IMAGE_SUFFIXES, has_dicom_preamble
+from fprt.errors import DataError
+
+#: PIL readers fprt lets run on untrusted files (PIL's JPEG reader also opens MPO, the JPEG variant cameras write).
+PIL_FORMATS = ("PNG", "JPEG", "TIFF")
+#: PIL modes fprt decodes, and how (see the module docstring).
+SUPPORTED_MODES = ("1", "L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+DTYPES = ("uint8", "float32")
+
+Window = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image's header says, read without decoding its pixels."""
+
+    path: Path
+    format: str  # "PNG", "JPEG", "TIFF", "DICOM", ...
+    mode: str  # PIL mode, or "<PhotometricInterpretation> <BitsStored>-bit" for DICOM
+    width: int
+    height: int
+
+
+# ---------------------------------------------------------------------------------------------- windows
+def apply_window(values: np.ndarray, center: float, width: float, *, dtype: str = "uint8") -> np.ndarray:
+    """Map raw values through the DICOM linear window (``center``, ``width``) to uint8 or float32 in [0, 1]."""
+    center, width = float(center), float(width)
+    if not np.isfinite(center) or not np.isfinite(width) or width < 1:
+        raise ValueError(f"window width must be a finite number >= 1 (DICOM linear window), got center={center}, width={width}")
+    return _unit_to(_window_unit(values, center, width), dtype)
+
+
+def apply_minmax(values: np.ndarray, *, dtype: str = "uint8") -> np.ndarray:
+    """Map the array's min → 0 and max → 255 (1.0 for float32) linearly; a constant array gives zeros."""
+    return _unit_to(_minmax_unit(values), dtype)
+
+
+def _window_unit(values, center: float, width: float) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    if width == 1:
+        return (x > center - 0.5).astype(np.float64)
+    return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
+
+
+def _minmax_unit(values) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    return np.zeros_like(x) if hi <= lo else (x - lo) / (hi - lo)
+
+
+def scale_16bit(values: np.ndarray, *, dtype: str = "uint8") -> np.ndarray:
+    """Full-range linear 0..65535 → 0..255 with rounding (``(v*255 + 32767) // 65535``), or v/65535 as float32."""
+    v = np.asarray(values)
+    if dtype == "float32":
+        return (v.astype(np.float64) / 65535.0).astype(np.float32)
+    return ((v.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _unit_to(y: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "float32":
+        return y.astype(np.float32)
+    return np.floor(y * 255.0 + 0.5).astype(np.uint8)
+
+
+def _check_options(window, dtype) -> Window | None:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if window is None:
+        return None
+    try:
+        center, width = (float(v) for v in window)
+    except (TypeError, ValueError):
+        raise ValueError(f"window must be a (center, width) pair of numbers, got {window!r}") from None
+    if not np.isfinite(center) or not np.isfinite(width) or width < 1:
+        raise ValueError(f"window width must be a finite number >= 1 (DICOM linear window), got {window!r}")
+    return center, width
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+def decode_image(path: str | os.PathLike, *, window: Window | None = None, dtype: str = "uint8") -> np.ndarray:
+    """Decode ``path`` to an H×W C-contiguous array: ``uint8``, or ``float32`` in [0, 1] with ``dtype="float32"``.
+
+    ``window=(center, width)`` applies a DICOM linear window to the raw values (HU for CT DICOM;
+    0..65535 for 16-bit files; 0..255 for 8-bit ones). Without it the rules in this module's
+    docstring apply. Any problem with the file raises ``DataError`` naming it.
+    """
+    window = _check_options(window, dtype)
+    path = Path(path)
+    _check_file(path)
+    if _looks_like_dicom(path):
+        return _decode_dicom(path, window, dtype)
+    return _decode_pil(path, window, dtype)
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """True for a ``.dcm``/``.dicom`` file or one carrying the ``DICM`` preamble (what ``decode_image`` reads with pydicom)."""
+    return _looks_like_dicom(Path(path))
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return True
+    return suffix not in IMAGE_SUFFIXES and has_dicom_preamble(path)  # no extra open for .png/.jpg/.tif
+
+
+def _check_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file")
+    if st.st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+
+
+def _bomb_limit() -> int | None:
+    from PIL import Image
+
+    return Image.MAX_IMAGE_PIXELS
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    limit = _bomb_limit()
+    if limit is not None and width * height > limit:
+        raise DataError(
+            f"{path}: image of {width}x{height} = {width * height} pixels exceeds PIL's decompression-bomb "
+            f"limit (Image.MAX_IMAGE_PIXELS = {limit}); treated as a bad file"
+        )
+
+
+def _wrap(path: Path, what: str, exc: BaseException) -> DataError:
+    detail = str(exc).strip() or type(exc).__name__
+    return DataError(f"{path}: {what}: {detail} ({type(exc).__name__})")
+
+
+# ---------------------------------------------------------------------------------------------- PIL formats
+def _open_pil(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path, formats=PIL_FORMATS)
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path}: not an image fprt can read (no PNG, JPEG or TIFF signature; a text or other file named like an image?)"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise _wrap(path, "decompression-bomb guard refused the image", exc) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ... on bad headers
+        raise _wrap(path, "unreadable image header", exc) from None
+
+
+def _decode_pil(path: Path, window: Window | None, dtype: str) -> np.ndarray:
+    im = _open_pil(path)
+    with im:
+        fmt = im.format or "image"
+        _check_pixels(path, *im.size)
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise DataError(f"{path}: {fmt} with {frames} frames/pages; fprt reads single 2-D images (one slice per file)")
+        if im.mode not in SUPPORTED_MODES:
+            raise DataError(
+                f"{path}: unsupported image mode {im.mode!r} ({fmt}); fprt decodes gray, palette, RGB(A), "
+                f"16-bit and (with a window) 32-bit images: modes {', '.join(SUPPORTED_MODES)}"
+            )
+        try:
+            im.load()
+            raw, kind = _pil_to_raw(im)
+        except MemoryError:
+            raise
+        except DataError:
+            raise
+        except Exception as exc:  # truncated data, bad CRC, zlib errors
+            raise _wrap(path, f"cannot decode {fmt} pixel data (truncated or corrupt?)", exc) from None
+    if raw.ndim != 2:
+        raise DataError(f"{path}: decoded to shape {raw.shape}, expected a 2-D image")
+    out = _raw_to_canonical(path, raw, kind, window, dtype)
+    return np.require(out, requirements=("C", "W"))  # PIL's buffers come back read-only: own a writable copy
+
+
+def _pil_to_raw(im) -> tuple[np.ndarray, str]:
+    """(raw 2-D array, kind) where kind is "8bit", "16bit", "int32" or "float"."""
+    mode = im.mode
+    if mode == "L":
+        return np.asarray(im, dtype=np.uint8), "8bit"
+    if mode == "LA":
+        return np.asarray(im.getchannel("L"), dtype=np.uint8), "8bit"
+    if mode in ("1", "P", "PA", "RGB", "RGBA", "RGBX"):
+        if mode in ("P", "PA"):
+            im = im.convert("RGB")  # palette lookup; transparency ignored
+        return np.asarray(im.convert("L"), dtype=np.uint8), "8bit"
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16, copy=False), "16bit"
+    if mode == "I":
+        return np.asarray(im, dtype=np.int32), "int32"
+    if mode == "F":
+        return np.asarray(im, dtype=np.float32), "float"
+    raise DataError(f"unsupported image mode {mode!r}")  # unreachable: checked before load
+
+
+def _raw_to_canonical(path: Path, raw: np.ndarray, kind: str, window: Window | None, dtype: str) -> np.ndarray:
+    if window is not None:
+        if kind == "float" and not np.isfinite(raw).all():
+            raise DataError(f"{path}: float image holds NaN or infinite values")
+        return apply_window(raw, *window, dtype=dtype)
+    if kind == "8bit":
+        return raw if dtype == "uint8" else (raw.astype(np.float32) / np.float32(255.0))
+    if kind == "16bit":
+        return scale_16bit(raw, dtype=dtype)
+    if kind == "int32":
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo >= 0 and hi <= 65535:
+            return scale_16bit(raw, dtype=dtype)
+        raise DataError(
+            f"{path}: 32-bit integer image with values {lo}..{hi} outside 0..65535; pass window=(center, width) "
+            "to choose how raw values map to gray"
+        )
+    raise DataError(
+        f"{path}: 32-bit float image (mode 'F'); fprt does not guess a float image's range: pass "
+        "window=(center, width) in its raw units, or convert it to 8- or 16-bit"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- DICOM
+def _import_pydicom():
+    try:
+        import pydicom
+    except ImportError as exc:
+        from fprt.errors import MissingDependencyError
+
+        raise MissingDependencyError("reading DICOM files needs pydicom: pip install pydicom") from exc
+    return pydicom
+
+
+def _read_dicom(path: Path, *, pixels: bool = True):
+    pydicom = _import_pydicom()
+    try:
+        ds = pydicom.dcmread(path, force=not has_dicom_preamble(path), stop_before_pixels=not pixels)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _wrap(path, "not a readable DICOM file", exc) from None
+    return ds
+
+
+def _check_dicom_header(path: Path, ds, *, pixels: bool = True) -> tuple[str, int, int]:
+    if pixels and "PixelData" not in ds:
+        raise DataError(f"{path}: DICOM file has no PixelData (not an image, or only a header)")
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except Exception:
+        raise DataError(f"{path}: DICOM file lacks Rows/Columns") from None
+    _check_pixels(path, cols, rows)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise DataError(f"{path}: multi-frame DICOM ({frames} frames); fprt reads single 2-D slices")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise DataError(f"{path}: colour DICOM (PhotometricInterpretation {photometric}) is not supported; fprt reads grayscale slices")
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise DataError(f"{path}: DICOM with {ds.SamplesPerPixel} samples per pixel; fprt reads grayscale slices")
+    return photometric, rows, cols
+
+
+def read_dicom(path: str | os.PathLike) -> np.ndarray:
+    """A DICOM slice's values after the modality LUT (``stored * RescaleSlope + RescaleIntercept``: HU for CT), float64 H×W."""
+    path = Path(path)
+    _check_file(path)
+    return _dicom_values(path)[0]
+
+
+def _dicom_values(path: Path):
+    ds = _read_dicom(path)
+    photometric, rows, cols = _check_dicom_header(path, ds)
+    try:
+        from pydicom.pixels import apply_modality_lut
+
+        stored = ds.pixel_array
+        values = apply_modality_lut(stored, ds)
+    except MemoryError:
+        raise
+    except Exception as exc:  # truncated PixelData, compressed data without a decoder plugin, ...
+        raise _wrap(path, "cannot decode DICOM pixel data", exc) from None
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (rows, cols):
+        raise DataError(f"{path}: DICOM pixel data has shape {values.shape}, expected {rows}x{cols}")
+    return values, ds, photometric
+
+
+def dicom_window(ds) -> Window | None:
+    """The file's own first ``WindowCenter``/``WindowWidth`` (None when absent or unusable)."""
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is None or width is None:
+        return None
+
+    def first(v):
+        try:
+            return float(v[0]) if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue" else float(v)
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    c, w = first(center), first(width)
+    if c is None or w is None or not np.isfinite(c) or not np.isfinite(w) or w < 1:
+        return None
+    return c, w
+
+
+def _decode_dicom(path: Path, window: Window | None, dtype: str) -> np.ndarray:
+    values, ds, photometric = _dicom_values(path)
+    window = window or dicom_window(ds)
+    out = _window_unit(values, *window) if window else _minmax_unit(values)
+    if photometric == "MONOCHROME1":
+        out = 1.0 - out
+    return np.ascontiguousarray(_unit_to(out, dtype))
+
+
+# ---------------------------------------------------------------------------------------------- header only
+def inspect_image(path: str | os.PathLike) -> ImageInfo:
+    """Format, mode and size from the header, without decoding the pixels (``DataError`` when unreadable)."""
+    path = Path(path)
+    _check_file(path)
+    if _looks_like_dicom(path):
+        ds = _read_dicom(path, pixels=False)
+        photometric, rows, cols = _check_dicom_header(path, ds, pixels=False)
+        bits = ds.get("BitsStored", ds.get("BitsAllocated", "?"))
+        return ImageInfo(path, "DICOM", f"{photometric} {bits}-bit", int(cols), int(rows))
+    im = _open_pil(path)
+    with im:
+        return ImageInfo(path, im.format or "?", im.mode, im.size[0], im.size[1])
