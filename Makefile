@@ -18,9 +18,9 @@ FPRT    := $(VENV)/bin/fprt
 # The main job on built-in demo data; every step is one `fprt` command a user can run too.
 demo: $(STAMP)
 	$(FPRT) checks
-	$(FPRT) make-demo-data $(DEMO)/subsets --task subsets
+	$(FPRT) make-demo-data $(DEMO)/subsets --task subsets --overwrite
 	$(FPRT) info $(DEMO)/subsets
-	$(FPRT) make-demo-data $(DEMO)/membership --task membership
+	$(FPRT) make-demo-data $(DEMO)/membership --task membership --overwrite
 	$(FPRT) info $(DEMO)/membership
 
 test: $(STAMP)

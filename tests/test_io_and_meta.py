@@ -19,6 +19,13 @@ def test_atomic_write_leaves_old_content_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["out.csv"]  # no temporary file left behind
 
 
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = atomic_write_json(tmp_path / "a.json", {})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_atomic_write_json_and_hash(tmp_path):
     import hashlib
 
