@@ -1,0 +1,48 @@
+"""SSIM and pHash against independent formulas (scipy), ties and self-exclusion included."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fprt.runtime.methods.classical import SsimIndex, hamming_from_ip, phash_bits, ssim_pair
+
+
+def _imgs(rng, n, s=24):
+    base = rng.integers(0, 256, size=(3, s, s)).astype(np.float64)
+    out = [np.clip(base[i % 3] + rng.normal(0, 10 + 5 * i, size=(s, s)), 0, 255) for i in range(n)]
+    return np.stack(out).astype(np.uint8)
+
+
+def test_ssim_topk_against_formula(rng):
+    q, db = _imgs(rng, 5), _imgs(rng, 13)
+    full = np.array([[ssim_pair(a, b) for b in db] for a in q])
+    vals, idx = SsimIndex(db, pairs=8).topk(q, 3)
+    order = np.argsort(-full, axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_allclose(vals, np.take_along_axis(full, order, 1), rtol=1e-5, atol=1e-5)
+    assert abs(ssim_pair(db[0], db[0]) - 1.0) < 1e-12
+
+
+def test_ssim_exclude_self_and_ties(rng):
+    db = _imgs(rng, 6)
+    db[4] = db[1]  # exact duplicate: both match each other with SSIM 1, never themselves
+    vals, idx = SsimIndex(db, pairs=8).topk(db, 2, exclude_self=True)
+    assert idx[1, 0] == 4 and idx[4, 0] == 1
+    assert (idx[:, 0] != np.arange(6)).all() and (idx[:, 1] != np.arange(6)).all()
+    np.testing.assert_allclose(vals[1, 0], 1.0, rtol=1e-6)
+    dup = np.stack([db[0]] * 4)
+    v, i = SsimIndex(dup, pairs=3).topk(dup[:1], 4)
+    assert i.tolist() == [[0, 1, 2, 3]]  # ties go to the lower index
+
+
+def test_phash_against_dct_definition(rng):
+    from PIL import Image
+    from scipy.fft import dctn
+
+    img = _imgs(rng, 1, s=64)[0]
+    small = np.asarray(Image.fromarray(img).resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    low = dctn(small, type=2)[:8, :8]  # unnormalised DCT-II, same as scipy.fftpack.dct twice
+    np.testing.assert_array_equal(phash_bits(img), (low > np.median(low)).reshape(-1))
+    a, b = phash_bits(img), phash_bits(np.clip(img.astype(int) + 40, 0, 255).astype(np.uint8))
+    pa, pb = np.where(a, 1.0, -1.0), np.where(b, 1.0, -1.0)
+    assert hamming_from_ip(pa @ pb) == np.count_nonzero(a != b)
