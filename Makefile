@@ -11,7 +11,7 @@ EXT_SRC := $(shell find cpp_ext -type f \( -name '*.cpp' -o -name '*.cu' -o -nam
 DEMO    ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean-venv bench
+.PHONY: demo test install clean-venv bench bench-gpu
 
 FPRT    := $(VENV)/bin/fprt
 
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only $(PYTEST_ARGS)
+
+# GPU benchmarks in one command on a machine with a GPU (see benchmarks/gpu.sh --help)
+bench-gpu: $(STAMP)
+	benchmarks/gpu.sh
 
 install: $(STAMP)
 

@@ -21,7 +21,6 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "benchmarks",
     "checks",
     "cli",
     "data",

@@ -24,3 +24,7 @@ class ParityError(FprtError, RuntimeError):
 
 class MissingDependencyError(FprtError, ImportError):
     """An optional dependency (TensorRT, onnxruntime-gpu, Ray, a GPU) is needed and absent; says how to get it."""
+
+
+class InputError(FprtError, ValueError):
+    """An array or argument passed to a library function is unusable (shape, NaN/Inf, empty, k out of range)."""
