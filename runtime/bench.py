@@ -1008,7 +1008,8 @@ def _one_line(exc: BaseException | str) -> str:
     return first[:300]
 
 
-def command_line(argv: Iterable[str] | None = None, *, command_path: str = "fprt bench", params: dict | None = None) -> str:
+def command_line(argv: Iterable[str] | None = None, *, command_path: str = "fprt bench", params: dict | None = None,
+                 positional: tuple[str, ...] = ("model",)) -> str:
     """The command as the user typed it (``fprt bench ...``), for the report.
 
     When this process is not ``fprt`` itself (the CLI called in-process, e.g. from a notebook or a test),
@@ -1017,16 +1018,18 @@ def command_line(argv: Iterable[str] | None = None, *, command_path: str = "fprt
     import shlex
 
     argv = list(sys.argv if argv is None else argv)
-    prog = Path(argv[0]).name if argv else "fprt"
-    if prog in ("__main__.py", "-c") or prog.startswith("python"):
-        prog = "fprt"
-    if prog != "fprt" and params is not None:
+    first = Path(argv[0]) if argv else Path("fprt")
+    is_fprt = first.name == "fprt" or (first.name == "__main__.py" and first.parent.name == "fprt")
+    prog = "fprt" if is_fprt or first.name in ("__main__.py", "-c") or first.name.startswith("python") else first.name
+    if not is_fprt and params is not None:
         parts = [command_path]
         for key, value in params.items():
             if value is None or value is False or value == ():
                 continue
             flag = "--" + key.replace("_", "-")
-            if value is True:
+            if key in positional:
+                parts.append(shlex.quote(str(value)))
+            elif value is True:
                 parts.append(flag)
             else:
                 values = value if isinstance(value, (list, tuple)) else [value]

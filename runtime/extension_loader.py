@@ -8,7 +8,7 @@ The op-builder pattern (StyleGAN2-ADA's ``custom_ops``, DeepSpeed's op builders)
    source hash must equal the sources' (``cpp_ext/build_config.py: source_hash``);
 2. otherwise, when the sources and a compiler are at hand, it is built just in time with
    ``torch.utils.cpp_extension.load`` into a content-addressed cache folder named by the source hash
-   and the torch version (``$FPRT_EXT_CACHE``, default ``~/.cache/fprt/extensions``) - built once,
+   and the torch version (``$FPRT_EXT_CACHE``, else ``$FPRT_CACHE_DIR/extensions``, else ``~/.cache/fprt/extensions``) - built once,
    reused by every later process; ``FPRT_JIT=0`` turns this off;
 3. otherwise the caller uses the pure-PyTorch fallback (same results, slower), with one warning.
 
@@ -70,7 +70,10 @@ def _torch_version() -> str:
 
 def cache_dir() -> Path:
     root = os.environ.get("FPRT_EXT_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "fprt" / "extensions"
+    if root:
+        return Path(root)
+    base = os.environ.get("FPRT_CACHE_DIR")  # fprt's one cache root (embeddings/, engines/, extensions/)
+    return Path(base) / "extensions" if base else Path.home() / ".cache" / "fprt" / "extensions"
 
 
 def _jit_name(kind: str, source_hash: str) -> str:
