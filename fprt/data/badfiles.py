@@ -160,10 +160,24 @@ def screen_files(
     good ones and, when ``report`` is given, writes the bad ones there (written even when empty, so
     a run folder always says how many files were skipped).
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    check_on_error(on_error)
     paths = [Path(p) for p in paths]
     bad = check_files(paths, workers, level=level, window=window, progress=progress)
+    return apply_bad_file_policy(paths, bad, on_error, report)
+
+
+def check_on_error(on_error: str) -> None:
+    """``ValueError`` unless ``on_error`` is one of ``ON_ERROR``."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def apply_bad_file_policy(paths: Sequence[Path], bad: Sequence[BadFile], on_error: str,
+                          report: str | os.PathLike | None = None) -> tuple[list[Path], list[BadFile]]:
+    """The policy once the bad files are known (however they were found): ``stop`` raises one
+    ``BadFilesError`` listing them all; otherwise the report (if asked for) is written and
+    ``(good paths, bad files)`` returned."""
+    bad = list(bad)
     if bad and on_error == "stop":
         raise BadFilesError(bad, total=len(paths))
     if report is not None:

@@ -77,10 +77,9 @@ class RayFilePass:
         """``fprt.data.screen_files`` with the checks on the workers: same policy, same results."""
         import time
 
-        from fprt.data.badfiles import ON_ERROR, BadFile, BadFilesError, write_bad_file_report
+        from fprt.data.badfiles import BadFile, apply_bad_file_policy, check_on_error
 
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        check_on_error(on_error)
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
         reasons = [""] * len(paths)
@@ -90,10 +89,5 @@ class RayFilePass:
                     reasons[int(i)] = str(r)
         bad = [BadFile(p, r) for p, r in zip(paths, reasons) if r]
         self.info["screen"] = {"files": len(paths), "bad": len(bad), "seconds": round(time.perf_counter() - t0, 3)}
-        if bad and on_error == "stop":
-            raise BadFilesError(bad, total=len(paths))
-        if report is not None:
-            write_bad_file_report(bad, report)
-        bad_set = {b.path for b in bad}
-        return [p for p in paths if p not in bad_set], bad
+        return apply_bad_file_policy(paths, bad, on_error, report)
 
