@@ -495,6 +495,9 @@ def describe_result(r: ScoreResult) -> str:
     rate = f"{r.images_per_s:.1f} images/s end to end"
     if r.model_images_per_s:
         rate += f", {r.model_images_per_s:.1f} images/s through decode+model"
-    lines.append(f"throughput: {rate} ({s['timings']['total_wall_s']:.1f} s)")
+    stages = {k: v["seconds"] for k, v in s["timings"].items() if isinstance(v, dict) and v.get("seconds")}
+    slowest = sorted(stages, key=stages.get, reverse=True)[:3]
+    lines.append(f"throughput: {rate} ({s['timings']['total_wall_s']:.1f} s; slowest stages: "
+                 + ", ".join(f"{k} {stages[k]:.1f} s" for k in slowest) + ")")
     lines.append(f"outputs: {r.out}/ ({', '.join(s['outputs'] + ['summary.json'])})")
     return "\n".join(lines)
