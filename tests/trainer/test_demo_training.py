@@ -33,12 +33,16 @@ def test_siamese_subsets_on_demo_data(tmp_path, demo_subsets):
 
 
 def test_classifier_subsets_on_demo_data(tmp_path, demo_subsets):
-    result = train(demo_subsets, tmp_path / "run", TrainConfig(family="classifier", size=64, epochs=3, patience=0,
-                                                               batch_size=32, lr=1e-3))
+    # ResNet-18 from scratch, trained on real + generated images, validated on 90 held-out generated images
+    # (18 per subset; chance 0.2). Measured on the 2-core CI VM (seed 0, ~60 s): accuracy 0.22 (untrained)
+    # → 0.30 → 0.28 → 0.56 → 0.71 → 0.82. BatchNorm on this little data makes single epochs jumpy, so the
+    # bar is on the best epoch (the one the run keeps).
+    result = train(demo_subsets, tmp_path / "run", TrainConfig(family="classifier", size=64, epochs=5, patience=0,
+                                                               batch_size=32, lr=1e-3, val_fraction=0.3))
     print([(r["epoch"], r["val_metric"], r["val_loss"]) for r in result.history])
     untrained = result.history[0]["val_metric"]
-    assert result.best_metric >= 0.6, result.history
-    assert result.best_metric >= untrained + 0.2, result.history
+    assert result.best_metric >= 0.65, result.history
+    assert result.best_metric >= untrained + 0.3, result.history
 
 
 def _test_auc(model, meta, root):
