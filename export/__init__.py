@@ -14,7 +14,7 @@ Importing this package imports neither torch nor onnxruntime nor TensorRT.
 
 from __future__ import annotations
 
-import importlib
+from fprt.lazy import lazy_exports
 
 _EXPORTS = {
     "export_onnx": "fprt.export.onnx_export",
@@ -36,11 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fprt.export' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

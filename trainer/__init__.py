@@ -19,7 +19,7 @@ Names resolve on first use, so importing ``fprt.trainer`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
+from fprt.lazy import lazy_exports
 
 _EXPORTS = {
     "create_model": "fprt.trainer.models.registry",
@@ -37,14 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fprt.trainer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

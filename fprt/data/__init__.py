@@ -15,43 +15,33 @@ Names are resolved on first use, so ``import fprt.data`` costs nothing until one
 
 from __future__ import annotations
 
-import importlib
+from fprt.lazy import lazy_exports
 
 _EXPORTS = {
-    "BadFile": "badfiles",
-    "BadFilesError": "badfiles",
-    "Batch": "loader",
-    "IMAGE_SUFFIXES": "files",
-    "ImageInfo": "decode",
-    "Layout": "layout",
-    "apply_window": "decode",
-    "check_files": "badfiles",
-    "decode_image": "decode",
-    "discover": "layout",
-    "image_id": "files",
-    "inspect_image": "decode",
-    "is_image_file": "files",
-    "iter_batches": "loader",
-    "list_images": "files",
-    "print_summary": "summary",
-    "read_dicom": "decode",
-    "read_labels": "labels",
-    "screen_files": "badfiles",
-    "summarize": "summary",
-    "write_bad_file_report": "badfiles",
+    "BadFile": ".badfiles",
+    "BadFilesError": ".badfiles",
+    "Batch": ".loader",
+    "IMAGE_SUFFIXES": ".files",
+    "ImageInfo": ".decode",
+    "Layout": ".layout",
+    "apply_window": ".decode",
+    "check_files": ".badfiles",
+    "decode_image": ".decode",
+    "discover": ".layout",
+    "image_id": ".files",
+    "inspect_image": ".decode",
+    "is_image_file": ".files",
+    "iter_batches": ".loader",
+    "list_images": ".files",
+    "print_summary": ".summary",
+    "read_dicom": ".decode",
+    "read_labels": ".labels",
+    "screen_files": ".badfiles",
+    "summarize": ".summary",
+    "write_bad_file_report": ".badfiles",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fprt.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
