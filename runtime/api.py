@@ -403,6 +403,8 @@ def score(
         "outputs": sorted(p.name for p in [run_csv, scores_csv, *( [metrics_json] if metrics_json else []), *plot_files]),
         "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) or v is None} or None,
     }
+    if result.evidence is not None:
+        summary["evidence"] = result.evidence.to_dict()
     summary_json = O.write_json(out / "summary.json", summary)
     return ScoreResult(
         out=out, run_csv=run_csv, scores_csv=scores_csv, summary_json=summary_json, task=task, method=meth.name,
@@ -499,5 +501,9 @@ def describe_result(r: ScoreResult) -> str:
     slowest = sorted(stages, key=stages.get, reverse=True)[:3]
     lines.append(f"throughput: {rate} ({s['timings']['total_wall_s']:.1f} s; slowest stages: "
                  + ", ".join(f"{k} {stages[k]:.1f} s" for k in slowest) + ")")
+    if s.get("evidence"):
+        from fprt.runtime.evidence import EvidenceTable
+
+        lines.append(EvidenceTable.from_dict(s["evidence"]).to_text())
     lines.append(f"outputs: {r.out}/ ({', '.join(s['outputs'] + ['summary.json'])})")
     return "\n".join(lines)

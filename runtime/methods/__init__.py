@@ -38,6 +38,22 @@ def _registry() -> dict[str, type[Method]]:
     return {cls.name: cls for cls in (*subsets.METHODS, *membership.METHODS)}
 
 
+def _auto_registry() -> dict[str, type[Method]]:
+    """``auto`` is one name with one class per task (``fprt.runtime.methods.auto_<task>``)."""
+    import importlib
+
+    found = {}
+    for task in ("membership", "subsets"):
+        try:
+            mod = importlib.import_module(f"fprt.runtime.methods.auto_{task}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"fprt.runtime.methods.auto_{task}":
+                raise
+            continue
+        found[task] = mod.AUTO
+    return found
+
+
 ALIASES = {
     "nearest-centroid": "centroid",
     "centroids": "centroid",
@@ -52,7 +68,8 @@ ALIASES = {
 
 
 def method_names(task: str | None = None) -> list[str]:
-    return [n for n, cls in _registry().items() if task is None or cls.task == task]
+    autos = ["auto"] if any(task is None or t == task for t in _auto_registry()) else []
+    return autos + [n for n, cls in _registry().items() if task is None or cls.task == task]
 
 
 def get_method(name: str, task: str | None = None) -> Method:
@@ -60,6 +77,11 @@ def get_method(name: str, task: str | None = None) -> Method:
     reg = _registry()
     key = name.strip().lower().replace("_", "-")
     key = ALIASES.get(key, key)
+    autos = _auto_registry()
+    if key == "auto" and autos:
+        if task is None or task not in autos:
+            raise FprtError(f"--method auto needs the task (one of {sorted(autos)}) to pick its evidence")
+        return autos[task]()
     if key not in reg:
         close = difflib.get_close_matches(key, list(reg) + list(ALIASES), n=1, cutoff=0.5)
         hint = f" Did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""

@@ -49,6 +49,7 @@ class MethodResult:
     neighbour_score_name: str = ""
     class_scores: np.ndarray | None = None  # subsets: M×K, larger = more likely that class
     params: dict[str, Any] = field(default_factory=dict)  # thresholds and settings chosen (summary.json)
+    evidence: Any = None  # fprt.runtime.evidence.EvidenceTable (``--method auto``): summary.json "evidence"
 
 
 @dataclass
