@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fprt_sim/epilogue.h"
+#include "fprt_sim/plan.h"
 #include "fprt_sim/problem.h"
 
 #ifndef FPRT_SOURCE_HASH
@@ -47,7 +48,6 @@ using fprt_sim::kL2;
 // L2 per core), and 512 query rows amortise MKL's packing of each database tile.
 constexpr int64_t kDefaultTileM = 512;
 constexpr int64_t kDefaultTileN = 512;
-constexpr int64_t kMinTileM = 32;
 constexpr int64_t kChunk = 16;  // filter width: one vector compare decides whether a chunk needs scalar work
 
 // The hot per-tile code is compiled twice on x86-64 (AVX2 and baseline SSE2) and picked at load time
@@ -175,6 +175,7 @@ struct Side {
   std::vector<double> norm;  // sqrt(sq)
   std::vector<float> aux;    // cosine: 1/|x| (float); L2: |x|^2 (float); inner product: unused
   double max_norm = 0.0;
+  double min_norm = INFINITY;  // smallest row norm (the underflow term of cosine's error bound)
   int64_t first_nonfinite = -1;  // first row with NaN/Inf (|x|^2 is then not finite)
   int64_t first_zero = -1;       // first row of norm < 1e-30 (no direction: cosine undefined)
 };
@@ -201,15 +202,14 @@ Side make_side(const float* x, int64_t rows, int64_t dim, int metric) {
     }
     if (s.norm[i] < 1e-30 && s.first_zero < 0) s.first_zero = i;
     s.max_norm = std::max(s.max_norm, s.norm[i]);
+    s.min_norm = std::min(s.min_norm, s.norm[i]);
   }
   return s;
 }
 
 // Error bound of the approx keys of row i of `a` against any row of `b`.
-double row_delta(int metric, double factor, const Side& a, int64_t i, const Side& b) {
-  if (metric == kCosine) return factor;
-  if (metric == kInnerProduct) return factor * a.norm[i] * b.max_norm;
-  return factor * (a.sq[i] + b.max_norm * b.max_norm);
+double row_delta(int metric, double factor, int64_t dim, const Side& a, int64_t i, const Side& b) {
+  return fprt_sim::error_bound(metric, factor, dim, a.norm[i], a.sq[i], b.max_norm, b.min_norm);
 }
 
 // Input rounding of the GEMM when torch is told to run float32 matmuls in lower precision on the CPU.
@@ -635,9 +635,8 @@ std::vector<at::Tensor> reduce(const at::Tensor& Qt, const at::Tensor& Rt, int64
   const int m = static_cast<int>(metric);
   const int T = std::max(1, at::get_num_threads());
   // Default query block: 512 rows, fewer when M is small so that every thread gets blocks to work on.
-  const int64_t tm = tile_m > 0 ? tile_m
-                                : std::clamp<int64_t>((M + 4 * T - 1) / (4 * T), std::min<int64_t>(kMinTileM, M), kDefaultTileM);
-  const int64_t tn = tile_n > 0 ? tile_n : kDefaultTileN;
+  const fprt_sim::plan::Tiles tiles = fprt_sim::plan::cpu_tiles(M, N, tile_m, tile_n, T);
+  const int64_t tm = tiles.tm, tn = tiles.tn;
   const int kr = row_k > 0 ? static_cast<int>(row_k + pad) : 0;
   const int kc = col_k > 0 ? static_cast<int>(col_k + pad) : 0;
   const int gp = G > 0 ? static_cast<int>(1 + group_pad) : 0;
@@ -655,7 +654,7 @@ std::vector<at::Tensor> reduce(const at::Tensor& Qt, const at::Tensor& Rt, int64
                                 : q.max_norm * r.max_norm;
   TORCH_CHECK(bound <= 1e36, "fprt-input-error: values too large for float32 arithmetic (max |Q row| = ", q.max_norm,
               ", max |R row| = ", r.max_norm, ")");
-  const double factor = fprt_sim::delta_factor(D, gemm_input_rounding());
+  const double factor = fprt_sim::delta_factor(D, gemm_input_rounding(), fprt_sim::kRoundToNearest);
   Runs runs;
   if (G > 0) runs = make_runs(groups, N);
 
@@ -670,11 +669,13 @@ std::vector<at::Tensor> reduce(const at::Tensor& Qt, const at::Tensor& Rt, int64
   }
   std::vector<Moments> row_mom(stats ? M : 0, fprt_sim::moments_empty());
 
-  // Query blocks are grouped into a fixed number of chunks; threads pull chunks from a counter (dynamic
-  // load balance on a shared machine). Column moments are kept per chunk and merged in chunk order, so
-  // they do not depend on which thread ran which chunk.
+  // Threads pull work units of query blocks from a counter (dynamic load balance on a shared machine).
+  // Without statistics a unit is one block, so at the end a thread waits for at most one block of the
+  // other (coarse chunks of ~6 blocks cost up to 10 % at 2 threads); with statistics column moments are
+  // kept per unit and merged in unit order, so they do not depend on which thread ran which unit
+  // (fprt_sim::plan::cpu_work_units bounds their memory).
   const int64_t nblk = (M + tm - 1) / tm;
-  const int64_t nchunks = std::min<int64_t>(nblk, std::max<int64_t>(8, 4 * T));
+  const int64_t nchunks = fprt_sim::plan::cpu_work_units(nblk, N, stats, T);
   std::vector<std::vector<Moments>> chunk_cm(stats ? nchunks : 0);
   std::vector<ThreadState> states(T);
   std::atomic<int64_t> next_chunk{0};
@@ -769,7 +770,7 @@ std::vector<at::Tensor> reduce(const at::Tensor& Qt, const at::Tensor& Rt, int64
       std::vector<int64_t> id(cap);
       std::vector<double> key(cap);
       for (int64_t i = b; i < e; ++i) {
-        const double delta = row_delta(m, factor, q, i, r);
+        const double delta = row_delta(m, factor, D, q, i, r);
         if (kr) {
           bool ok;
           double band;
@@ -854,7 +855,7 @@ std::vector<at::Tensor> reduce(const at::Tensor& Qt, const at::Tensor& Rt, int64
         int64_t* ix = s0.ci.data() + j * kc;
         for (size_t u = 1; u < used.size(); ++u)
           fprt_sim::topk_merge(v, ix, states[used[u]].cv.data() + j * kc, states[used[u]].ci.data() + j * kc, kc);
-        const double delta = row_delta(m, factor, r, j, q);
+        const double delta = row_delta(m, factor, D, r, j, q);
         bool ok;
         double band;
         rerank(m, r.x + j * D, r.norm[j], q.x, q.norm.data(), D, v, ix, kc, static_cast<int>(col_k), delta, rv.data(),
@@ -949,6 +950,101 @@ at::Tensor exact_keys_header(const at::Tensor& A, const at::Tensor& B, int64_t m
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The GPU's re-rank / certificate / band logic on the CPU (for tests): row top-k from a given matrix of
+// approx keys C (M x N float32, e.g. an emulated tensor-core GEMM), with the shared header's candidate
+// lists (topk_insert), exact keys (exact_key), finalize_list and band threshold - what finalize_kernel
+// and band_kernel run - and the error bound for `accumulation` (0: round to nearest, 1: truncating blocks).
+// Returns [values M x k, indices M x k, rechecked rows (M,) uint8, delta per row (M,) float64].
+std::vector<at::Tensor> topk_from_approx(const at::Tensor& A, const at::Tensor& B, const at::Tensor& C, int64_t metric,
+                                         int64_t k, int64_t pad, int64_t accumulation, double u_in) {
+  check_input(A, "A");
+  check_input(B, "B");
+  check_input(C, "C");
+  const int64_t M = A.size(0), N = B.size(0), D = A.size(1);
+  TORCH_CHECK(C.size(0) == M && C.size(1) == N && B.size(1) == D, "C must be M x N");
+  TORCH_CHECK(k >= 1 && k <= N && pad >= 0, "k must be in [1, N]");
+  const int m = static_cast<int>(metric);
+  const float* a = A.data_ptr<float>();
+  const float* b = B.data_ptr<float>();
+  const float* c = C.data_ptr<float>();
+  std::vector<double> an(M), as(M), bn(N);
+  double b_max = 0.0, b_min = INFINITY;
+  for (int64_t i = 0; i < M; ++i) {
+    as[i] = fprt_sim::exact_dot(a + i * D, a + i * D, D);
+    an[i] = std::sqrt(as[i]);
+  }
+  for (int64_t j = 0; j < N; ++j) {
+    bn[j] = fprt_sim::exact_norm(b + j * D, D);
+    b_max = std::max(b_max, bn[j]);
+    b_min = std::min(b_min, bn[j]);
+  }
+  const double factor = fprt_sim::delta_factor(D, u_in, static_cast<int>(accumulation));
+  const int cap = static_cast<int>(std::min<int64_t>(k + pad, N));
+  at::Tensor out_v = at::empty({M, k}, at::kFloat), out_i = at::empty({M, k}, at::kLong);
+  at::Tensor failed = at::zeros({M}, at::kByte), deltas = at::empty({M}, at::kDouble);
+  std::vector<float> cv(cap), rv(cap);
+  std::vector<int64_t> ci(cap), id(cap);
+  std::vector<double> key(cap);
+  for (int64_t i = 0; i < M; ++i) {
+    const float* row = c + i * N;
+    fprt_sim::topk_init(cv.data(), ci.data(), cap);
+    for (int64_t j = 0; j < N; ++j) fprt_sim::topk_insert(cv.data(), ci.data(), cap, row[j], j);
+    for (int p = 0; p < cap && ci[p] != kNoIndex; ++p)
+      key[p] = fprt_sim::exact_key(m, a + i * D, b + ci[p] * D, D, an[i], bn[ci[p]]);
+    const double delta = fprt_sim::error_bound(m, factor, D, an[i], as[i], b_max, b_min);
+    deltas.data_ptr<double>()[i] = delta;
+    double thr;
+    float* ov = out_v.data_ptr<float>() + i * k;
+    int64_t* oi = out_i.data_ptr<int64_t>() + i * k;
+    if (fprt_sim::finalize_list(m, cv.data(), ci.data(), cap, static_cast<int>(k), delta, key.data(), rv.data(),
+                                id.data(), ov, oi, &thr))
+      continue;
+    // band pass (band_kernel's rule): every item whose approx key reaches thr gets its exact key
+    failed.data_ptr<uint8_t>()[i] = 1;
+    std::vector<float> bv(k);
+    std::vector<int64_t> bi(k);
+    fprt_sim::topk_init(bv.data(), bi.data(), static_cast<int>(k));
+    for (int64_t j = 0; j < N; ++j) {
+      if (!(static_cast<double>(row[j]) >= thr)) continue;
+      const double kx = fprt_sim::exact_key(m, a + i * D, b + j * D, D, an[i], bn[j]);
+      fprt_sim::topk_insert(bv.data(), bi.data(), static_cast<int>(k), fprt_sim::rank_value(m, kx), j);
+    }
+    for (int64_t p = 0; p < k; ++p) {
+      ov[p] = fprt_sim::output_value(m, bv[p]);
+      oi[p] = bi[p] == kNoIndex ? -1 : bi[p];
+    }
+  }
+  return {out_v, out_i, failed, deltas};
+}
+
+// Where topk_position puts (val, id) in a sorted list (the warp-parallel insertion's rule), for tests.
+int64_t header_topk_position(const at::Tensor& vals, const at::Tensor& idx, double val, int64_t id) {
+  TORCH_CHECK(vals.scalar_type() == at::kFloat && idx.scalar_type() == at::kLong && vals.numel() == idx.numel(),
+              "vals float32, idx int64 of equal length");
+  at::Tensor v = vals.contiguous(), x = idx.contiguous();
+  return fprt_sim::topk_position(v.data_ptr<float>(), x.data_ptr<int64_t>(), static_cast<int>(v.numel()),
+                                 static_cast<float>(val), id);
+}
+
+py::dict plan_info(int64_t M, int64_t N, int64_t tile_m, int64_t tile_n, int64_t threads, bool stats, int64_t kr,
+                   int64_t smem_limit, int64_t sm_count, int64_t row_bytes, int64_t free_bytes, int64_t env_rows) {
+  namespace P = fprt_sim::plan;
+  py::dict d;
+  const P::Tiles ct = P::cpu_tiles(M, N, tile_m, tile_n, static_cast<int>(threads));
+  const P::Tiles gt = P::gpu_tiles(M, N, tile_m, tile_n);
+  d["cpu_tile"] = py::make_tuple(ct.tm, ct.tn);
+  d["cpu_work_units"] = P::cpu_work_units((M + ct.tm - 1) / ct.tm, N, stats, static_cast<int>(threads));
+  d["cpu_blocks"] = (M + ct.tm - 1) / ct.tm;
+  d["gpu_tile"] = py::make_tuple(gt.tm, gt.tn);
+  const P::RowScan rs = P::row_scan(kr, smem_limit);
+  d["row_scan"] = py::dict(py::arg("warps_per_block") = rs.warps_per_block, py::arg("shared") = rs.shared,
+                           py::arg("warp_insert") = rs.warp_insert, py::arg("smem_bytes") = rs.smem_bytes);
+  d["col_slabs"] = P::col_slabs(gt.tm, gt.tn, static_cast<int>(sm_count));
+  d["stream_chunk_rows"] = P::stream_chunk_rows(N, row_bytes, free_bytes, gt.tn, env_rows);
+  return d;
+}
+
 py::dict build_info() {
   py::dict d;
   d["torch_version"] = std::string(TORCH_VERSION);
@@ -975,4 +1071,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("exact_keys_header", &exact_keys_header, "exact keys through the shared header (the GPU's code)",
         py::arg("A"), py::arg("B"), py::arg("metric"), py::arg("ia"), py::arg("ib"));
   m.def("build_info", &build_info, "how this module was built");
+  m.def("topk_from_approx", &topk_from_approx, "the GPU's re-rank / certificate / band logic on given approx keys",
+        py::arg("A"), py::arg("B"), py::arg("C"), py::arg("metric"), py::arg("k"), py::arg("pad"),
+        py::arg("accumulation"), py::arg("u_in") = 0.0);
+  m.def("error_bound_factor", [](int64_t dim, double u_in, int64_t acc) { return fprt_sim::delta_factor(dim, u_in, static_cast<int>(acc)); },
+        "delta_factor of fprt_sim/epilogue.h", py::arg("dim"), py::arg("u_in"), py::arg("accumulation"));
+  m.def("error_bound", [](int64_t metric, double factor, int64_t dim, double a_norm, double a_sq, double b_max, double b_min) {
+          return fprt_sim::error_bound(static_cast<int>(metric), factor, dim, a_norm, a_sq, b_max, b_min);
+        }, "error_bound of fprt_sim/epilogue.h", py::arg("metric"), py::arg("factor"), py::arg("dim"), py::arg("a_norm"),
+        py::arg("a_sq"), py::arg("b_max"), py::arg("b_min"));
+  m.def("header_topk_position", &header_topk_position, "topk_position of fprt_sim/epilogue.h", py::arg("vals"),
+        py::arg("idx"), py::arg("val"), py::arg("id"));
+  m.def("plan", &plan_info, "the planning of fprt_sim/plan.h (tiles, work units, GPU kernel shapes, streaming)",
+        py::arg("M"), py::arg("N"), py::arg("tile_m") = 0, py::arg("tile_n") = 0, py::arg("threads") = 1,
+        py::arg("stats") = false, py::arg("kr") = 14, py::arg("smem_limit") = 48 * 1024, py::arg("sm_count") = 132,
+        py::arg("row_bytes") = 1024, py::arg("free_bytes") = int64_t{1} << 30, py::arg("env_rows") = 0);
 }

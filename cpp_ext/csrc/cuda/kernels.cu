@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "fprt_sim/cuda_launch.h"
 #include "fprt_sim/epilogue.h"
+#include "fprt_sim/plan.h"
 
 namespace fprt_sim {
 namespace cuda {
@@ -60,20 +62,57 @@ __global__ void to_keys_kernel(int metric, float* c, int64_t m, int64_t n, const
   }
 }
 
-// One warp per tile row. The row's candidate list lives in shared memory for the kernel's duration;
-// elements that reach the list's threshold are inserted one at a time by lane 0 (rare after the first tiles).
+// Warp-parallel insertion into a sorted list of capacity k (shared or global memory): the position is
+// fprt_sim::topk_position (entries ranking before the newcomer, counted one slot per lane), then the tail
+// shifts up 32 slots at a time from the top. Same result as topk_insert; O(k / 32) per insertion.
+__device__ void warp_topk_insert(float* vals, int64_t* idx, int k, float v, int64_t id, int lane) {
+  int cnt = 0;
+  for (int p = lane; p < k; p += 32) cnt += ranks_before(vals[p], idx[p], v, id) ? 1 : 0;
+  for (int o = 16; o > 0; o >>= 1) cnt += __shfl_xor_sync(kFull, cnt, o);
+  if (cnt >= k) return;  // uniform across the warp
+  for (int top = k - 1; top > cnt; top -= 32) {
+    const int p = top - lane;
+    const bool act = p > cnt;
+    float pv = 0.0f;
+    int64_t pi = 0;
+    if (act) {
+      pv = vals[p - 1];
+      pi = idx[p - 1];
+    }
+    __syncwarp();
+    if (act) {
+      vals[p] = pv;
+      idx[p] = pi;
+    }
+    __syncwarp();
+  }
+  if (lane == 0) {
+    vals[cnt] = v;
+    idx[cnt] = id;
+  }
+  __syncwarp();
+}
+
+// One warp per tile row. The row's candidate list lives in shared memory for the kernel's duration when
+// it fits (fprt_sim::plan::row_scan), else it is updated in place in global memory; elements that reach the
+// list's threshold are inserted by lane 0 (short lists) or by the whole warp (kr >= 64).
 __global__ void row_scan_kernel(const float* c, int64_t m, int64_t n, int64_t i0, int64_t j0, float* rv, int64_t* ri,
-                                int kr, float* gv, int64_t* gi, int64_t G, int gp, const int64_t* groups, int wpb) {
+                                int kr, float* gv, int64_t* gi, int64_t G, int gp, const int64_t* groups, int wpb,
+                                bool use_shared, bool warp_insert) {
   extern __shared__ unsigned char smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * wpb + warp;
   if (r >= m) return;  // uniform per warp; the kernel has no block-wide barrier
-  int64_t* s_idx = reinterpret_cast<int64_t*>(smem) + static_cast<int64_t>(warp) * kr;
-  float* s_val = reinterpret_cast<float*>(reinterpret_cast<int64_t*>(smem) + static_cast<int64_t>(wpb) * kr) +
-                 static_cast<int64_t>(warp) * kr;
   const int64_t i = i0 + r;
+  int64_t* s_idx = ri + i * kr;
+  float* s_val = rv + i * kr;
+  if (use_shared) {
+    s_idx = reinterpret_cast<int64_t*>(smem) + static_cast<int64_t>(warp) * kr;
+    s_val = reinterpret_cast<float*>(reinterpret_cast<int64_t*>(smem) + static_cast<int64_t>(wpb) * kr) +
+            static_cast<int64_t>(warp) * kr;
+  }
   const float* row = c + r * n;
-  if (kr > 0) {
+  if (kr > 0 && use_shared) {
     for (int p = lane; p < kr; p += 32) {
       s_val[p] = rv[i * kr + p];
       s_idx[p] = ri[i * kr + p];
@@ -91,8 +130,12 @@ __global__ void row_scan_kernel(const float* c, int64_t m, int64_t n, int64_t i0
         const int src = __ffs(mask) - 1;
         mask &= mask - 1;
         const float sv = __shfl_sync(kFull, s, src);
-        if (lane == 0) topk_insert(s_val, s_idx, kr, sv, j0 + base + src);
-        __syncwarp();
+        if (warp_insert) {
+          warp_topk_insert(s_val, s_idx, kr, sv, j0 + base + src, lane);
+        } else {
+          if (lane == 0) topk_insert(s_val, s_idx, kr, sv, j0 + base + src);
+          __syncwarp();
+        }
         thr = s_val[kr - 1];
       }
     }
@@ -110,7 +153,7 @@ __global__ void row_scan_kernel(const float* c, int64_t m, int64_t n, int64_t i0
       }
     }
   }
-  if (kr > 0) {
+  if (kr > 0 && use_shared) {
     __syncwarp();
     for (int p = lane; p < kr; p += 32) {
       rv[i * kr + p] = s_val[p];
@@ -119,18 +162,36 @@ __global__ void row_scan_kernel(const float* c, int64_t m, int64_t n, int64_t i0
   }
 }
 
-// One thread per tile column: reads are coalesced across the warp; each column's list is private.
+// One thread per (tile column, slab of rows): reads are coalesced across the warp. Slab 0 continues the
+// column's own list; the other slabs fill scratch lists (slabs - 1 x n x kc) that col_merge_kernel merges
+// in (the order is total, so the merged list does not depend on the slabbing).
 __global__ void col_scan_kernel(const float* c, int64_t m, int64_t n, int64_t i0, int64_t j0, float* cv, int64_t* ci,
-                                int kc) {
+                                int kc, float* scratch_v, int64_t* scratch_i, int64_t slabs) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t s = blockIdx.y;
   if (j >= n) return;
+  const int64_t r0 = s * m / slabs, r1 = (s + 1) * m / slabs;
   float* v = cv + (j0 + j) * kc;
   int64_t* ix = ci + (j0 + j) * kc;
-  float thr = v[kc - 1];
-  for (int64_t r = 0; r < m; ++r) {
-    const float s = c[r * n + j];
-    if (s >= thr && topk_insert(v, ix, kc, s, i0 + r)) thr = v[kc - 1];
+  if (s > 0) {
+    v = scratch_v + ((s - 1) * n + j) * kc;
+    ix = scratch_i + ((s - 1) * n + j) * kc;
+    topk_init(v, ix, kc);
   }
+  float thr = v[kc - 1];
+  for (int64_t r = r0; r < r1; ++r) {
+    const float x = c[r * n + j];
+    if (x >= thr && topk_insert(v, ix, kc, x, i0 + r)) thr = v[kc - 1];
+  }
+}
+
+__global__ void col_merge_kernel(int64_t n, int64_t j0, float* cv, int64_t* ci, int kc, const float* scratch_v,
+                                 const int64_t* scratch_i, int64_t slabs) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  for (int64_t s = 1; s < slabs; ++s)
+    topk_merge(cv + (j0 + j) * kc, ci + (j0 + j) * kc, scratch_v + ((s - 1) * n + j) * kc,
+               scratch_i + ((s - 1) * n + j) * kc, kc);
 }
 
 __device__ __forceinline__ float reported(int metric, float key) { return metric == kL2 ? sqrtf(0.0f - key) : key; }
@@ -187,27 +248,42 @@ __global__ void row_stats_kernel(int metric, const float* c, int64_t m, int64_t 
   }
 }
 
-// Column moments of a tile: one thread per column.
-__global__ void col_stats_kernel(int metric, const float* c, int64_t m, int64_t n, int64_t j0, double* col_mom) {
+// Column moments of a tile: one thread per (column, slab of rows) into scratch (slabs x n x 5), merged in
+// slab order by col_stats_merge_kernel (deterministic).
+__global__ void col_stats_kernel(int metric, const float* c, int64_t m, int64_t n, double* scratch, int64_t slabs) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t s = blockIdx.y;
   if (j >= n) return;
+  const int64_t r0 = s * m / slabs, r1 = (s + 1) * m / slabs;
   double sum = 0.0;
   float lo = INFINITY, hi = -INFINITY;
-  for (int64_t r = 0; r < m; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const float x = reported(metric, c[r * n + j]);
     sum += static_cast<double>(x);
     lo = fminf(lo, x);
     hi = fmaxf(hi, x);
   }
-  const double mean = sum / static_cast<double>(m);
+  const double cnt = static_cast<double>(r1 - r0);
+  const double mean = sum / cnt;
   double m2 = 0.0;
-  for (int64_t r = 0; r < m; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const double d = static_cast<double>(reported(metric, c[r * n + j])) - mean;
     m2 += d * d;
   }
-  double* p = col_mom + (j0 + j) * 5;
-  store_moments(p, moments_merge(load_moments(p), Moments{static_cast<double>(m), mean, m2, lo, hi}));
+  store_moments(scratch + (s * n + j) * 5, Moments{cnt, mean, m2, lo, hi});
 }
+
+__global__ void col_stats_merge_kernel(int64_t n, int64_t j0, double* col_mom, const double* scratch, int64_t slabs) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  double* p = col_mom + (j0 + j) * 5;
+  Moments acc = load_moments(p);
+  for (int64_t s = 0; s < slabs; ++s) acc = moments_merge(acc, load_moments(scratch + (s * n + j) * 5));
+  store_moments(p, acc);
+}
+
+// Deliberate device fault (__trap) for the fault-reporting test (FPRT_CUDA_FAULT_INJECT).
+__global__ void fault_kernel() { __trap(); }
 
 __global__ void init_lists_kernel(float* v, int64_t* ix, int64_t count) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -222,53 +298,34 @@ __global__ void init_moments_kernel(double* mom, int64_t rows) {
   store_moments(mom + t * 5, moments_empty());
 }
 
-// One thread per candidate list: exact keys, sort, certificate.
+// Exact keys of candidate slots (one thread per slot) whose database row lies in the rows [b_off, b_off + nb)
+// held at b_rows: called once with the whole side b, or once per streamed chunk.
 template <typename T>
-__global__ void finalize_kernel(int metric, const T* a, const double* a_norm, const double* a_sq, const T* b,
-                                const double* b_norm, const int64_t* b_pos, int64_t dim, int64_t nlists, int per_row,
-                                int cap, int k, const float* cand_v, const int64_t* cand_i, double factor, double b_max,
-                                float* out_v, int64_t* out_i, uint8_t* failed, double* thr, float* s_rv, int64_t* s_id,
-                                double* s_key) {
+__global__ void candidate_keys_kernel(int metric, const T* a, const double* a_norm, const T* b_rows, int64_t b_off,
+                                      int64_t nb, const double* b_norm, int64_t dim, int64_t nslots, int per_row, int cap,
+                                      const int64_t* cand_i, double* key) {
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (slot >= nslots) return;
+  const int64_t j = cand_i[slot];
+  if (j == kNoIndex || j < b_off || j >= b_off + nb) return;
+  const int64_t arow = slot / cap / per_row;
+  key[slot] = exact_key(metric, a + arow * dim, b_rows + (j - b_off) * dim, dim, a_norm[arow], b_norm[j]);
+}
+
+// One thread per candidate list: sort by exact key, certificate (fprt_sim::finalize_list, as on the CPU).
+__global__ void finalize_keys_kernel(int metric, const double* a_norm, const double* a_sq, int64_t dim, int64_t nlists,
+                                     int per_row, int cap, int k, const float* cand_v, const int64_t* cand_i, double* key,
+                                     double factor, double b_max, double b_min, float* out_v, int64_t* out_i,
+                                     uint8_t* failed, double* thr, float* s_rv, int64_t* s_id) {
   const int64_t l = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (l >= nlists) return;
   const int64_t arow = l / per_row;
-  const float* cv = cand_v + l * cap;
-  const int64_t* ci = cand_i + l * cap;
-  float* rv = s_rv + l * cap;
-  int64_t* id = s_id + l * cap;
-  double* key = s_key + l * cap;
-  int cnt = 0;
-  for (int p = 0; p < cap; ++p) {
-    if (ci[p] == kNoIndex) break;
-    const int64_t brow = b_pos != nullptr ? b_pos[l * cap + p] : ci[p];
-    key[cnt] = exact_key(metric, a + arow * dim, b + brow * dim, dim, a_norm[arow], b_norm[ci[p]]);
-    rv[cnt] = rank_value(metric, key[cnt]);
-    id[cnt] = ci[p];
-    ++cnt;
-  }
-  sort_ranked(rv, id, key, cnt);
-  failed[l] = 0;
-  thr[l] = pos_inf_d();
-  if (cnt == 0) {  // an empty group
-    for (int p = 0; p < k; ++p) {
-      out_v[l * k + p] = output_value(metric, neg_inf_f());
-      out_i[l * k + p] = -1;
-    }
-    return;
-  }
-  double scale = 1.0;
-  if (metric == kInnerProduct) scale = a_norm[arow] * b_max;
-  if (metric == kL2) scale = a_sq[arow] + b_max * b_max;
-  const double delta = factor * scale;
-  if (certified(metric, ci[cap - 1] != kNoIndex, cv[cap - 1], delta, rv[k - 1])) {
-    for (int p = 0; p < k; ++p) {
-      out_v[l * k + p] = output_value(metric, rv[p]);
-      out_i[l * k + p] = id[p];
-    }
-  } else {
-    failed[l] = 1;
-    thr[l] = band_threshold(metric, key[k - 1], delta);
-  }
+  const double delta = error_bound(metric, factor, dim, a_norm[arow], a_sq[arow], b_max, b_min);
+  double band;
+  const bool ok = finalize_list(metric, cand_v + l * cap, cand_i + l * cap, cap, k, delta, key + l * cap, s_rv + l * cap,
+                                s_id + l * cap, out_v + l * k, out_i + l * k, &band);
+  failed[l] = ok ? 0 : 1;
+  thr[l] = band;
 }
 
 // One warp per gathered row: elements at or above a threshold get their exact key (by the lane holding
@@ -360,31 +417,46 @@ void launch_to_keys(int metric, float* c, int64_t m, int64_t n, const float* a_a
 }
 
 void launch_row_scan(const float* c, int64_t m, int64_t n, int64_t i0, int64_t j0, float* rv, int64_t* ri, int kr,
-                     float* gv, int64_t* gi, int64_t G, int gp, const int64_t* groups, cudaStream_t stream) {
-  const int64_t per_warp = static_cast<int64_t>(kr) * (sizeof(int64_t) + sizeof(float));
-  int wpb = 8;
-  while (wpb > 1 && per_warp * wpb > 48 * 1024) wpb /= 2;
-  if (per_warp * wpb > 48 * 1024) throw std::runtime_error("fprt CUDA: row_k + pad too large for shared memory");
-  const size_t smem = static_cast<size_t>(per_warp * wpb);
-  row_scan_kernel<<<blocks_for(m, wpb), wpb * 32, smem, stream>>>(c, m, n, i0, j0, rv, ri, kr, gv, gi, G, gp, groups,
-                                                                  wpb);
+                     float* gv, int64_t* gi, int64_t G, int gp, const int64_t* groups, int64_t smem_limit,
+                     cudaStream_t stream) {
+  const plan::RowScan p = plan::row_scan(kr, smem_limit);
+  const int wpb = p.warps_per_block;
+  row_scan_kernel<<<blocks_for(m, wpb), wpb * 32, static_cast<size_t>(p.smem_bytes), stream>>>(
+      c, m, n, i0, j0, rv, ri, kr, gv, gi, G, gp, groups, wpb, p.shared && kr > 0, p.warp_insert);
   check_launch("row_scan");
 }
 
+static int64_t slabs_for(int64_t slabs, int64_t m) { return std::max<int64_t>(1, std::min<int64_t>(slabs, m / 64)); }
+
 void launch_col_scan(const float* c, int64_t m, int64_t n, int64_t i0, int64_t j0, float* cv, int64_t* ci, int kc,
-                     cudaStream_t stream) {
-  col_scan_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(c, m, n, i0, j0, cv, ci, kc);
+                     float* scratch_v, int64_t* scratch_i, int64_t slabs, cudaStream_t stream) {
+  const int64_t s = slabs_for(slabs, m);
+  const dim3 grid(blocks_for(n, kThreads), static_cast<unsigned>(s));
+  col_scan_kernel<<<grid, kThreads, 0, stream>>>(c, m, n, i0, j0, cv, ci, kc, scratch_v, scratch_i, s);
   check_launch("col_scan");
+  if (s > 1) {
+    col_merge_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(n, j0, cv, ci, kc, scratch_v, scratch_i, s);
+    check_launch("col_merge");
+  }
 }
 
 void launch_tile_stats(int metric, const float* c, int64_t m, int64_t n, int64_t i0, int64_t j0, double* row_mom,
-                       double* col_mom, cudaStream_t stream) {
+                       double* col_mom, double* scratch, int64_t slabs, cudaStream_t stream) {
   row_stats_kernel<<<blocks_for(m, kThreads / 32), kThreads, 0, stream>>>(metric, c, m, n, i0, row_mom);
   check_launch("row_stats");
   if (col_mom != nullptr) {
-    col_stats_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(metric, c, m, n, j0, col_mom);
+    const int64_t s = slabs_for(slabs, m);
+    const dim3 grid(blocks_for(n, kThreads), static_cast<unsigned>(s));
+    col_stats_kernel<<<grid, kThreads, 0, stream>>>(metric, c, m, n, scratch, s);
     check_launch("col_stats");
+    col_stats_merge_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(n, j0, col_mom, scratch, s);
+    check_launch("col_stats_merge");
   }
+}
+
+void launch_fault(cudaStream_t stream) {
+  fault_kernel<<<1, 1, 0, stream>>>();
+  check_launch("fault");
 }
 
 void launch_init_lists(float* v, int64_t* ix, int64_t count, cudaStream_t stream) {
@@ -399,18 +471,28 @@ void launch_init_moments(double* mom, int64_t rows, cudaStream_t stream) {
   check_launch("init_moments");
 }
 
-void launch_finalize(DType t, int metric, const void* a, const double* a_norm, const double* a_sq, const void* b,
-                     const double* b_norm, const int64_t* b_pos, int64_t dim, int64_t nlists, int per_row, int cap,
-                     int k, const float* cand_v, const int64_t* cand_i, double factor, double b_max, float* out_v,
-                     int64_t* out_i, uint8_t* failed, double* thr, float* scratch_rv, int64_t* scratch_id,
-                     double* scratch_key, cudaStream_t stream) {
-  if (nlists == 0) return;
+void launch_candidate_keys(DType t, int metric, const void* a, const double* a_norm, const void* b_rows, int64_t b_off,
+                           int64_t nb, const double* b_norm, int64_t dim, int64_t nlists, int per_row, int cap,
+                           const int64_t* cand_i, double* key, cudaStream_t stream) {
+  const int64_t nslots = nlists * cap;
+  if (nslots == 0) return;
   dispatch(t, [&](auto tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
-    finalize_kernel<T><<<blocks_for(nlists, 128), 128, 0, stream>>>(
-        metric, static_cast<const T*>(a), a_norm, a_sq, static_cast<const T*>(b), b_norm, b_pos, dim, nlists, per_row,
-        cap, k, cand_v, cand_i, factor, b_max, out_v, out_i, failed, thr, scratch_rv, scratch_id, scratch_key);
+    candidate_keys_kernel<T><<<blocks_for(nslots, 128), 128, 0, stream>>>(
+        metric, static_cast<const T*>(a), a_norm, static_cast<const T*>(b_rows), b_off, nb, b_norm, dim, nslots, per_row,
+        cap, cand_i, key);
   });
+  check_launch("candidate_keys");
+}
+
+void launch_finalize_keys(int metric, const double* a_norm, const double* a_sq, int64_t dim, int64_t nlists, int per_row,
+                          int cap, int k, const float* cand_v, const int64_t* cand_i, double* key, double factor,
+                          double b_max, double b_min, float* out_v, int64_t* out_i, uint8_t* failed, double* thr,
+                          float* scratch_rv, int64_t* scratch_id, cudaStream_t stream) {
+  if (nlists == 0) return;
+  finalize_keys_kernel<<<blocks_for(nlists, 128), 128, 0, stream>>>(metric, a_norm, a_sq, dim, nlists, per_row, cap, k,
+                                                                     cand_v, cand_i, key, factor, b_max, b_min, out_v,
+                                                                     out_i, failed, thr, scratch_rv, scratch_id);
   check_launch("finalize");
 }
 

@@ -5,22 +5,30 @@
 // disallowed, so the error bound of epilogue.h holds) on the torch current stream and handle, then the
 // epilogue kernels (csrc/cuda/kernels.cu, logic from fprt_sim/epilogue.h) fold the tile into the
 // reductions, which stay on the device. When the database is a CPU tensor it is streamed to the
-// device in chunks. NOTE: compiled in CI, never run on a GPU so far - see cpp_ext/README.md.
+// device in chunks through two pinned buffers on a copy stream (upload of chunk c + 1 overlaps the work
+// on chunk c). Kernel faults are reported at the stage they happen in (check_stage). NOTE: compiled in
+// CI, never run on a GPU so far - see cpp_ext/README.md.
 #include <ATen/ATen.h>
 #include <torch/csrc/utils/pybind.h>
 #include <torch/version.h>
 
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "fprt_sim/cuda_launch.h"
 #include "fprt_sim/epilogue.h"
+#include "fprt_sim/plan.h"
 
 #ifndef FPRT_SOURCE_HASH
 #define FPRT_SOURCE_HASH hunknown
@@ -35,8 +43,49 @@ namespace {
 using fprt_sim::Moments;
 using fprt_sim::cuda::DType;
 
-constexpr int64_t kDefaultTileM = 2048;
-constexpr int64_t kDefaultTileN = 4096;  // 2048 x 4096 fp32 = 32 MiB: the tile stays in L2 (A100 40 MB, H100 50 MB)
+// Default tile 2048 x 4096 fp32 = 32 MiB: it stays in L2 (A100 40 MB, H100 50 MB); fprt_sim/plan.h clamps it.
+constexpr int64_t kDefaultTileM = fprt_sim::plan::kGpuDefaultTileM;
+constexpr int64_t kDefaultTileN = fprt_sim::plan::kGpuDefaultTileN;
+
+// A kernel fault is reported by the next synchronising call, whatever it is. Every stage ends here, so the
+// error names the stage it happened in (FPRT_CUDA_FAULT_INJECT=<stage> plants a fault there: tests).
+void check_stage(cudaStream_t stream, const char* stage) {
+  if (const char* inj = std::getenv("FPRT_CUDA_FAULT_INJECT"); inj != nullptr && std::string(inj) == stage)
+    fprt_sim::cuda::launch_fault(stream);
+  cudaError_t err = cudaStreamSynchronize(stream);
+  if (err == cudaSuccess) err = cudaGetLastError();
+  TORCH_CHECK(err == cudaSuccess, "fprt CUDA similarity: a kernel failed during the ", stage, " stage (",
+              cudaGetErrorName(err), ": ", cudaGetErrorString(err),
+              "). The CUDA context is unusable now: restart the process; CUDA_LAUNCH_BLOCKING=1 names the kernel");
+}
+
+// Sets the cuBLAS handle's math mode for our GEMMs and puts the caller's back, checked (restore() throws
+// when cuBLAS refuses; the destructor restores on error paths without throwing).
+class MathModeGuard {
+ public:
+  MathModeGuard(cublasHandle_t h, cublasMath_t mode) : h_(h) {
+    TORCH_CHECK(cublasGetMathMode(h_, &prev_) == CUBLAS_STATUS_SUCCESS, "fprt CUDA similarity: cublasGetMathMode failed");
+    TORCH_CHECK(cublasSetMathMode(h_, mode) == CUBLAS_STATUS_SUCCESS, "fprt CUDA similarity: cublasSetMathMode failed");
+    active_ = true;
+  }
+  void restore() {
+    if (!active_) return;
+    active_ = false;
+    const cublasStatus_t st = cublasSetMathMode(h_, prev_);
+    TORCH_CHECK(st == CUBLAS_STATUS_SUCCESS, "fprt CUDA similarity: restoring the cuBLAS math mode failed (status ",
+                static_cast<int>(st), "): torch's later matmuls would run in fprt's mode");
+  }
+  ~MathModeGuard() {
+    if (active_) cublasSetMathMode(h_, prev_);
+  }
+  MathModeGuard(const MathModeGuard&) = delete;
+  MathModeGuard& operator=(const MathModeGuard&) = delete;
+
+ private:
+  cublasHandle_t h_;
+  cublasMath_t prev_ = CUBLAS_DEFAULT_MATH;
+  bool active_ = false;
+};
 
 DType dtype_of(const at::Tensor& t) {
   switch (t.scalar_type()) {
@@ -65,19 +114,14 @@ cudaDataType cuda_type(DType t) {
 // C (m x n row-major, fp32) = A (m x D) . B (n x D)^T on the handle's stream (the torch current stream).
 void tile_gemm(cublasHandle_t h, DType t, const void* a, int64_t m, const void* b, int64_t n, int64_t dim, float* c) {
   const float alpha = 1.0f, beta = 0.0f;
-  cublasMath_t prev;
-  TORCH_CHECK(cublasGetMathMode(h, &prev) == CUBLAS_STATUS_SUCCESS, "cublasGetMathMode failed");
-  TORCH_CHECK(cublasSetMathMode(h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
-                                                             CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) ==
-                  CUBLAS_STATUS_SUCCESS,
-              "cublasSetMathMode failed");
+  MathModeGuard mode(h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
   const cudaDataType ty = cuda_type(t);
   // Column-major view: C^T (n x m) = B (D x n)^T . A (D x m).
   const cublasStatus_t st =
       cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m), static_cast<int>(dim), &alpha,
                    b, ty, static_cast<int>(dim), a, ty, static_cast<int>(dim), &beta, c, CUDA_R_32F, static_cast<int>(n),
                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-  cublasSetMathMode(h, prev);
+  mode.restore();
   TORCH_CHECK(st == CUBLAS_STATUS_SUCCESS, "fprt CUDA similarity: cublasGemmEx failed with status ", static_cast<int>(st));
 }
 
@@ -85,23 +129,64 @@ const char* row_ptr(const at::Tensor& t, int64_t row) {
   return static_cast<const char*>(t.data_ptr()) + row * t.size(1) * t.element_size();
 }
 
-// The database, resident on the device or streamed from host memory chunk by chunk.
+// The database, resident on the device or streamed from host memory chunk by chunk: two pinned host
+// buffers and two device buffers; while the compute stream works on one chunk, the next is copied into the
+// pinned buffer (on the host) and uploaded on a copy stream into the other device buffer. Events order the
+// reuse: a device buffer is overwritten only after the compute stream's work on it (consumed), a pinned
+// buffer only after its previous upload (copied). Chunks are requested in increasing order within a pass.
 struct Database {
-  at::Tensor host;     // CPU tensor when streamed
-  at::Tensor device;   // whole database on the device, or the chunk buffer
-  int64_t chunk = 0;   // rows per chunk
+  at::Tensor host;    // CPU tensor when streamed
+  at::Tensor device;  // whole database on the device (resident)
+  int64_t chunk = 0;  // rows per chunk
   bool streamed = false;
+  cudaStream_t compute = nullptr;
+  std::optional<c10::cuda::CUDAStream> copy;
+  at::Tensor buf[2], pinned[2];
+  at::cuda::CUDAEvent copied[2], consumed[2];
+  int64_t loaded_c0[2] = {-1, -1}, loaded_n[2] = {0, 0};
+  int cur = -1;
+  int64_t uploads = 0;
 
-  // Device pointer to rows [c0, c0 + n) (uploads them first when streamed).
+  int64_t row_bytes() const { return host.size(1) * host.element_size(); }
+
+  void stage(int b, int64_t c0, int64_t n) {
+    copied[b].synchronize();  // the pinned buffer's previous upload is done
+    std::memcpy(pinned[b].data_ptr(), row_ptr(host, c0), static_cast<size_t>(n * row_bytes()));
+    consumed[b].block(*copy);  // the compute stream is done with the device buffer
+    C10_CUDA_CHECK(cudaMemcpyAsync(buf[b].data_ptr(), pinned[b].data_ptr(), static_cast<size_t>(n * row_bytes()),
+                                   cudaMemcpyHostToDevice, copy->stream()));
+    copied[b].record(*copy);
+    loaded_c0[b] = c0;
+    loaded_n[b] = n;
+    ++uploads;
+  }
+
+  // Device pointer to rows [c0, c0 + n), valid for work enqueued on the compute stream until the next call.
   const void* rows(int64_t c0, int64_t n) {
     if (!streamed) return row_ptr(device, c0);
-    device.narrow(0, 0, n).copy_(host.narrow(0, c0, n), /*non_blocking=*/true);
-    return device.data_ptr();
+    if (cur >= 0) consumed[cur].record(c10::cuda::getStreamFromExternal(compute, host_device()));
+    int b = -1;
+    for (int x = 0; x < 2; ++x)
+      if (loaded_c0[x] == c0 && loaded_n[x] >= n) b = x;
+    if (b < 0) {
+      b = cur < 0 ? 0 : 1 - cur;
+      stage(b, c0, n);
+    }
+    copied[b].block(c10::cuda::getStreamFromExternal(compute, host_device()));
+    cur = b;
+    const int64_t next = c0 + n, N = host.size(0);
+    if (next < N && loaded_c0[1 - b] != next) stage(1 - b, next, std::min(chunk, N - next));  // prefetch
+    return buf[b].data_ptr();
   }
+
+  c10::DeviceIndex dev_index = 0;
+  c10::DeviceIndex host_device() const { return dev_index; }
 };
 
-Database make_database(const at::Tensor& R, const at::Device& dev, int64_t tile_n) {
+Database make_database(const at::Tensor& R, const at::Device& dev, int64_t tile_n, cudaStream_t compute) {
   Database db;
+  db.compute = compute;
+  db.dev_index = dev.index();
   if (R.is_cuda()) {
     db.device = R;
     db.chunk = R.size(0);
@@ -109,14 +194,17 @@ Database make_database(const at::Tensor& R, const at::Device& dev, int64_t tile_
   }
   size_t free_b = 0, total_b = 0;
   C10_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  const int64_t row_bytes = R.size(1) * R.element_size();
-  int64_t rows = static_cast<int64_t>(0.4 * static_cast<double>(free_b)) / std::max<int64_t>(row_bytes, 1);
-  rows = std::max<int64_t>(tile_n, rows / tile_n * tile_n);
-  if (const char* env = std::getenv("FPRT_CUDA_CHUNK_ROWS")) rows = std::max<int64_t>(1, std::atoll(env));  // tests
-  db.chunk = std::min<int64_t>(R.size(0), rows);
+  int64_t env_rows = 0;
+  if (const char* env = std::getenv("FPRT_CUDA_CHUNK_ROWS")) env_rows = std::max<int64_t>(1, std::atoll(env));  // tests
+  db.chunk = fprt_sim::plan::stream_chunk_rows(R.size(0), R.size(1) * R.element_size(), static_cast<int64_t>(free_b),
+                                               tile_n, env_rows);
   db.streamed = true;
   db.host = R;
-  db.device = at::empty({db.chunk, R.size(1)}, R.options().device(dev));
+  db.copy = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, dev.index());
+  for (int b = 0; b < 2; ++b) {
+    db.buf[b] = at::empty({db.chunk, R.size(1)}, R.options().device(dev));
+    db.pinned[b] = at::empty({db.chunk, R.size(1)}, R.options().pinned_memory(true));
+  }
   return db;
 }
 
@@ -196,14 +284,17 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
   TORCH_CHECK(M > 0 && N > 0 && D > 0, "empty input");
   TORCH_CHECK(row_k >= 0 && row_k <= N && col_k >= 0 && col_k <= M, "k out of range");
   const int64_t G = n_groups;
-  const int64_t tm = tile_m > 0 ? tile_m : kDefaultTileM;
-  const int64_t tn = tile_n > 0 ? tile_n : kDefaultTileN;
+  const fprt_sim::plan::Tiles tiles = fprt_sim::plan::gpu_tiles(M, N, tile_m, tile_n);
+  const int64_t tm = tiles.tm, tn = tiles.tn;
   const int kr = row_k > 0 ? static_cast<int>(row_k + pad) : 0;
   const int kc = col_k > 0 ? static_cast<int>(col_k + pad) : 0;
   const int gp = G > 0 ? static_cast<int>(1 + group_pad) : 0;
 
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   cublasHandle_t handle = at::cuda::getCurrentCUDABlasHandle();
+  const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
+  const int64_t smem_limit = static_cast<int64_t>(props->sharedMemPerBlock);
+  const int64_t slabs = fprt_sim::plan::col_slabs(tm, tn, props->multiProcessorCount);
   const auto dev = Q.device();
   const auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
   const auto dopt = at::TensorOptions().device(dev).dtype(at::kDouble);
@@ -218,10 +309,13 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
   at::Tensor r_sq = at::empty({N}, dopt), r_norm = at::empty({N}, dopt), r_aux = at::empty({N}, fopt);
   fprt_sim::cuda::launch_norms(t, Q.data_ptr(), M, D, m, q_sq.data_ptr<double>(), q_norm.data_ptr<double>(),
                                q_aux.data_ptr<float>(), stream);
-  Database db = make_database(R, dev, tn);
+  Database db = make_database(R, dev, tn, stream);
   const int64_t esz = Q.element_size();
-  const double factor = fprt_sim::delta_factor(D, 0.0);
-  const double q_max = q_norm.max().item<double>();
+  // Tensor cores accumulate by truncating blocks (fprt_sim::delta_factor): the bound holds for them and for
+  // fp32 SIMT GEMMs alike. u_in = 0: TF32 is off and 16-bit inputs are the values the exact keys use.
+  const double factor = fprt_sim::delta_factor(D, 0.0, fprt_sim::kTruncatingBlocks);
+  check_stage(stream, "norms");
+  const double q_max = q_norm.max().item<double>(), q_min = q_norm.min().item<double>();
 
   // Reduction state (on the device).
   at::Tensor rv = at::empty({M, kr}, fopt), ri = at::empty({M, kr}, lopt);
@@ -235,6 +329,9 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
     fprt_sim::cuda::launch_init_moments(row_mom.data_ptr<double>(), M, stream);
     fprt_sim::cuda::launch_init_moments(col_mom.data_ptr<double>(), N, stream);
   }
+  // Column slabs' scratch lists and moments (fprt_sim::plan::col_slabs).
+  at::Tensor sc_v = at::empty({kc > 0 ? (slabs - 1) * tn * kc : 0}, fopt), sc_i = at::empty({sc_v.numel()}, lopt);
+  at::Tensor sc_m = at::empty({stats ? slabs * tn * 5 : 0}, dopt);
   at::Tensor col_vals = at::empty({N, col_k}, fopt), col_idx = at::empty({N, col_k}, lopt);
   at::Tensor col_failed = at::zeros({N}, bopt), col_thr = at::empty({N}, dopt);
   at::Tensor c = at::empty({tm, tn}, fopt);
@@ -255,22 +352,30 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
         if (kr > 0 || G > 0)
           fprt_sim::cuda::launch_row_scan(cp, mt, nt, i0, j0, rv.data_ptr<float>(), ri.data_ptr<int64_t>(), kr,
                                           gv.data_ptr<float>(), gi.data_ptr<int64_t>(), G, gp,
-                                          G > 0 ? groups.data_ptr<int64_t>() : nullptr, stream);
-        if (kc > 0) fprt_sim::cuda::launch_col_scan(cp, mt, nt, i0, j0, cv.data_ptr<float>(), ci.data_ptr<int64_t>(), kc, stream);
+                                          G > 0 ? groups.data_ptr<int64_t>() : nullptr, smem_limit, stream);
+        if (kc > 0)
+          fprt_sim::cuda::launch_col_scan(cp, mt, nt, i0, j0, cv.data_ptr<float>(), ci.data_ptr<int64_t>(), kc,
+                                          sc_v.data_ptr<float>(), sc_i.data_ptr<int64_t>(), slabs, stream);
         if (stats)
           fprt_sim::cuda::launch_tile_stats(m, cp, mt, nt, i0, j0, row_mom.data_ptr<double>(), col_mom.data_ptr<double>(),
-                                            stream);
+                                            sc_m.data_ptr<double>(), slabs, stream);
       }
     }
     // Columns of this chunk are complete: re-rank them while their database rows are on the device.
     if (kc > 0) {
-      at::Tensor s_rv = at::empty({nc, kc}, fopt), s_key = at::empty({nc, kc}, dopt), s_id = at::empty({nc, kc}, lopt);
-      fprt_sim::cuda::launch_finalize(
-          t, m, rptr, r_norm.data_ptr<double>() + c0, r_sq.data_ptr<double>() + c0, Q.data_ptr(), q_norm.data_ptr<double>(),
-          nullptr, D, nc, 1, kc, static_cast<int>(col_k), cv.data_ptr<float>() + c0 * kc, ci.data_ptr<int64_t>() + c0 * kc,
-          factor, q_max, col_vals.data_ptr<float>() + c0 * col_k, col_idx.data_ptr<int64_t>() + c0 * col_k,
-          col_failed.data_ptr<uint8_t>() + c0, col_thr.data_ptr<double>() + c0, s_rv.data_ptr<float>(),
-          s_id.data_ptr<int64_t>(), s_key.data_ptr<double>(), stream);
+      at::Tensor s_rv = at::empty({nc, kc}, fopt), s_id = at::empty({nc, kc}, lopt);
+      at::Tensor s_key = at::zeros({nc, kc}, dopt);
+      fprt_sim::cuda::launch_candidate_keys(t, m, rptr, r_norm.data_ptr<double>() + c0, Q.data_ptr(), 0, M,
+                                            q_norm.data_ptr<double>(), D, nc, 1, kc, ci.data_ptr<int64_t>() + c0 * kc,
+                                            s_key.data_ptr<double>(), stream);
+      fprt_sim::cuda::launch_finalize_keys(m, r_norm.data_ptr<double>() + c0, r_sq.data_ptr<double>() + c0, D, nc, 1, kc,
+                                           static_cast<int>(col_k), cv.data_ptr<float>() + c0 * kc,
+                                           ci.data_ptr<int64_t>() + c0 * kc, s_key.data_ptr<double>(), factor, q_max,
+                                           q_min, col_vals.data_ptr<float>() + c0 * col_k,
+                                           col_idx.data_ptr<int64_t>() + c0 * col_k, col_failed.data_ptr<uint8_t>() + c0,
+                                           col_thr.data_ptr<double>() + c0, s_rv.data_ptr<float>(),
+                                           s_id.data_ptr<int64_t>(), stream);
+      check_stage(stream, "column finalize");
       at::Tensor failed = col_failed.narrow(0, c0, nc).nonzero().flatten();
       const int64_t nf = failed.size(0);
       col_rechecks += nf;
@@ -289,6 +394,7 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
       }
     }
   }
+  check_stage(stream, "main pass");
 
   // Rows and groups: exact re-rank + certificate, then the band pass for the rest.
   at::Tensor row_vals = at::empty({M, row_k}, fopt), row_idx = at::empty({M, row_k}, lopt);
@@ -297,31 +403,28 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
   at::Tensor grp_failed = at::zeros({M, G}, bopt), grp_thr = at::full({M, G}, fprt_sim::pos_inf_d(), dopt);
   int64_t row_rechecks = 0, group_rechecks = 0;
   if (kr > 0 || G > 0) {
-    const double r_max = r_norm.max().item<double>();
-    // Candidate database rows: read in place, or gathered from host memory when streamed.
+    const double r_max = r_norm.max().item<double>(), r_min = r_norm.min().item<double>();
+    // Exact keys of the candidates: against the resident database in one launch, or chunk by chunk while
+    // a streamed database passes through the device again (never a gathered copy of every candidate row).
     auto finalize = [&](const at::Tensor& cand_v, const at::Tensor& cand_i, int64_t nlists, int per_row, int cap, int k,
                         at::Tensor& out_v, at::Tensor& out_i, at::Tensor& failed, at::Tensor& thr) {
-      const void* b = db.device.data_ptr();
-      at::Tensor pos, gathered;
-      if (db.streamed) {
-        at::Tensor flat = cand_i.flatten();
-        at::Tensor valid = flat.ne(fprt_sim::kNoIndex);
-        at::Tensor uniq = std::get<0>(at::_unique(flat.masked_select(valid), /*sorted=*/true));
-        pos = at::searchsorted(uniq, flat).clamp_max(std::max<int64_t>(uniq.size(0) - 1, 0)).contiguous();
-        gathered = db.host.index_select(0, uniq.cpu()).to(dev);
-        b = gathered.data_ptr();
+      at::Tensor s_rv = at::empty({nlists, cap}, fopt), s_id = at::empty({nlists, cap}, lopt);
+      at::Tensor s_key = at::zeros({nlists, cap}, dopt);
+      for (int64_t c0 = 0; c0 < N; c0 += db.chunk) {
+        const int64_t nc = std::min(db.chunk, N - c0);
+        fprt_sim::cuda::launch_candidate_keys(t, m, Q.data_ptr(), q_norm.data_ptr<double>(), db.rows(c0, nc), c0, nc,
+                                              r_norm.data_ptr<double>(), D, nlists, per_row, cap,
+                                              cand_i.data_ptr<int64_t>(), s_key.data_ptr<double>(), stream);
       }
-      at::Tensor s_rv = at::empty({nlists, cap}, fopt), s_key = at::empty({nlists, cap}, dopt),
-                 s_id = at::empty({nlists, cap}, lopt);
-      fprt_sim::cuda::launch_finalize(t, m, Q.data_ptr(), q_norm.data_ptr<double>(), q_sq.data_ptr<double>(), b,
-                                      r_norm.data_ptr<double>(), db.streamed ? pos.data_ptr<int64_t>() : nullptr, D,
-                                      nlists, per_row, cap, k, cand_v.data_ptr<float>(), cand_i.data_ptr<int64_t>(),
-                                      factor, r_max, out_v.data_ptr<float>(), out_i.data_ptr<int64_t>(),
-                                      failed.data_ptr<uint8_t>(), thr.data_ptr<double>(), s_rv.data_ptr<float>(),
-                                      s_id.data_ptr<int64_t>(), s_key.data_ptr<double>(), stream);
+      fprt_sim::cuda::launch_finalize_keys(m, q_norm.data_ptr<double>(), q_sq.data_ptr<double>(), D, nlists, per_row, cap,
+                                           k, cand_v.data_ptr<float>(), cand_i.data_ptr<int64_t>(),
+                                           s_key.data_ptr<double>(), factor, r_max, r_min, out_v.data_ptr<float>(),
+                                           out_i.data_ptr<int64_t>(), failed.data_ptr<uint8_t>(), thr.data_ptr<double>(),
+                                           s_rv.data_ptr<float>(), s_id.data_ptr<int64_t>(), stream);
     };
     if (kr > 0) finalize(rv, ri, M, 1, kr, static_cast<int>(row_k), row_vals, row_idx, row_failed, row_thr);
     if (G > 0) finalize(gv, gi, M * G, static_cast<int>(G), gp, 1, grp_best, grp_arg, grp_failed, grp_thr);
+    check_stage(stream, "row finalize");
     row_rechecks = row_failed.sum().item<int64_t>();
     group_rechecks = grp_failed.sum().item<int64_t>();
     at::Tensor any = G > 0 ? row_failed.gt(0).logical_or(grp_failed.gt(0).any(1)) : row_failed.gt(0);
@@ -343,6 +446,7 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
         grp_arg.index_copy_(0, failed, at::where(mask, band.gid, grp_arg.index_select(0, failed)));
       }
     }
+    check_stage(stream, "band pass");
   }
 
   at::Tensor glob = at::empty({0, 5}, dopt);
@@ -351,10 +455,11 @@ std::vector<at::Tensor> reduce(const at::Tensor& Q, const at::Tensor& R, int64_t
     row_mom = at::empty({0, 5}, dopt);
     col_mom = at::empty({0, 5}, dopt);
   }
-  at::Tensor info = at::empty({3}, at::kLong);
+  at::Tensor info = at::empty({4}, at::kLong);
   info[0] = row_rechecks;
   info[1] = col_rechecks;
   info[2] = group_rechecks;
+  info[3] = db.uploads;  // chunk uploads of a streamed database (0 when resident)
   return {row_vals, row_idx, col_vals, col_idx, grp_best, grp_arg, row_mom, col_mom, glob, info};
 }
 
@@ -368,6 +473,7 @@ py::dict build_info() {
   d["archs"] = std::string(FPRT_STR(FPRT_CUDA_ARCHS));
 #endif
   d["default_tile"] = py::make_tuple(kDefaultTileM, kDefaultTileN);
+  d["error_bound"] = std::string("truncating-blocks");
   return d;
 }
 

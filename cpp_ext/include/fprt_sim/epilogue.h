@@ -243,17 +243,50 @@ FPRT_HD float output_value(int metric, float rv) { return metric == kL2 ? -rv : 
 // ---------------------------------------------------------------------------------------------
 // Error bound and certificate.
 
-// |approx - exact| <= delta_factor(...) * scale, where scale is
+// How the GEMM that produced the approx keys accumulates. The CPU (MKL sgemm, fp32 FMA) rounds to
+// nearest. GPU tensor cores (fp16 / bf16 / fp32 inputs with fp32 accumulate on A100 / Hopper) are reported
+// to add a block of b products and the accumulator after aligning them to the largest exponent and to
+// truncate (round toward zero) the bits shifted out and the normalised sum, so errors do not cancel.
+enum Accumulation : int { kRoundToNearest = 0, kTruncatingBlocks = 1 };
+
+// |approx - exact| <= delta_factor(...) * scale + underflow term (error_bound below), where scale is
 //   cosine: 1;   inner product: |a| * max|b|;   L2: |a|^2 + max|b|^2.
-// gamma_D = D u / (1 - D u) bounds any fp32 summation order of D exact products (u = 2^-24), plus a
-// few roundings for the norms / scaling (8u), plus 2 * u_in when the GEMM rounds its inputs first
-// (TF32: 2^-11, BF16: 2^-8; 0 for true fp32 and for 16-bit inputs whose exact keys use the same 16-bit
-// values), times 1.03 for the float64 rounding of the exact keys and safety.
-FPRT_HD double delta_factor(int64_t dim, double u_in) {
+// Round to nearest: gamma_D = D u / (1 - D u) bounds any fp32 summation order of D exact products
+// (u = 2^-24). Truncating blocks: per block step each of the b + 1 aligned addends loses < ulp(largest)
+// <= 2u * (sum of |products| so far) and the normalisation another 2u of it, so after ceil(D / b) steps
+// the error is below (D + b)(1 + 2/b) * 2u * sum|a_d b_d|; for any b >= 4 (and for a plain truncating
+// FMA chain, 2u per step) that is below gamma with u_acc = 4u over D + 16 terms - and sum|a_d b_d| <=
+// |a||b| (Cauchy-Schwarz), so the scales above still hold. Plus a few roundings for the norms / scaling
+// (8u), plus 2 * u_in when the GEMM rounds its inputs first (TF32: 2^-11, BF16: 2^-8; 0 for true fp32 and
+// for 16-bit inputs whose exact keys use the same 16-bit values), times 1.03 for the float64 rounding of
+// the exact keys and safety.
+FPRT_HD double delta_factor(int64_t dim, double u_in, int accumulation = kRoundToNearest) {
   const double u = 5.9604644775390625e-08;  // 2^-24
-  const double du = static_cast<double>(dim) * u;
+  const double du = accumulation == kTruncatingBlocks ? static_cast<double>(dim + 16) * 4.0 * u : static_cast<double>(dim) * u;
   const double gamma = du / (1.0 - du);
   return 1.03 * (gamma + 8.0 * u + 2.0 * u_in);
+}
+
+// Underflow: a float32 product or partial sum below 2^-126 may be flushed to zero (FTZ on the GPU) or
+// lose relative precision (subnormals): an absolute error of at most 2^-126 per term, which the relative
+// bound above does not cover (rows of magnitude ~1e-19 and below). In key units:
+//   inner product: (D + 16) * 2^-126;  cosine: that / (|a| * min|b|);  L2: twice that + the norms' own.
+FPRT_HD double underflow_bound(int metric, int64_t dim, double a_norm, double b_min) {
+  const double eta = 1.1754943508222875e-38;  // 2^-126
+  const double t = static_cast<double>(dim + 16) * eta;
+  if (metric == kCosine) return t / (a_norm * b_min) * 1.01;
+  if (metric == kL2) return 2.0 * t + 4.0 * eta;
+  return t;
+}
+
+// The error bound of every approx key of row `a` against any row of `b`: b_max / b_min are the largest /
+// smallest norms of b's rows (b_min only matters for cosine, where zero rows are rejected).
+FPRT_HD double error_bound(int metric, double factor, int64_t dim, double a_norm, double a_sq, double b_max,
+                           double b_min) {
+  double scale = 1.0;
+  if (metric == kInnerProduct) scale = a_norm * b_max;
+  if (metric == kL2) scale = a_sq + b_max * b_max;
+  return factor * scale + underflow_bound(metric, dim, a_norm, b_min);
 }
 
 // Nudge an upper bound up by a relative 1e-12 so that its own float64 rounding cannot under-cover.
@@ -282,6 +315,50 @@ FPRT_HD double band_threshold(int metric, double kth_key, double delta) {
     margin = fabs(kth_key) * rel + 1e-37;
   }
   return kth_key - margin - widen_up(delta);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-rank and certificate of one candidate list, once its exact keys are known (the CUDA finalize
+// kernels and the CPU module's topk_from_approx run exactly this).
+//   cand_v / cand_i: the approx list (capacity cap, best first, kNoIndex-padded);
+//   key: on entry key[p] = exact key of cand_i[p] for the filled slots; rv / id: scratch of cap entries;
+//   out_v / out_i: the k reported values / indices, written when certified (or when the list is empty).
+// Returns true when certified; otherwise *band gets the threshold of the exact band pass.
+FPRT_HD bool finalize_list(int metric, const float* cand_v, const int64_t* cand_i, int cap, int k, double delta,
+                           double* key, float* rv, int64_t* id, float* out_v, int64_t* out_i, double* band) {
+  int cnt = 0;
+  while (cnt < cap && cand_i[cnt] != kNoIndex) {
+    rv[cnt] = rank_value(metric, key[cnt]);
+    id[cnt] = cand_i[cnt];
+    ++cnt;
+  }
+  sort_ranked(rv, id, key, cnt);
+  *band = pos_inf_d();
+  if (cnt == 0) {  // an empty group
+    for (int p = 0; p < k; ++p) {
+      out_v[p] = output_value(metric, neg_inf_f());
+      out_i[p] = -1;
+    }
+    return true;
+  }
+  if (!certified(metric, cand_i[cap - 1] != kNoIndex, cand_v[cap - 1], delta, rv[k - 1])) {
+    *band = band_threshold(metric, key[k - 1], delta);
+    return false;
+  }
+  for (int p = 0; p < k; ++p) {
+    out_v[p] = output_value(metric, rv[p]);
+    out_i[p] = id[p];
+  }
+  return true;
+}
+
+// Where (val, id) goes in a sorted list of capacity k: the number of entries that rank before it
+// (k: it does not enter). A warp computes it in parallel (one comparison per slot) and shifts the tail;
+// the result equals topk_insert's.
+FPRT_HD int topk_position(const float* vals, const int64_t* idx, int k, float val, int64_t id) {
+  int n = 0;
+  for (int p = 0; p < k; ++p) n += ranks_before(vals[p], idx[p], val, id) ? 1 : 0;
+  return n;
 }
 
 }  // namespace fprt_sim
