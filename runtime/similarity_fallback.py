@@ -84,9 +84,20 @@ def output_value(metric: int, rv: torch.Tensor) -> torch.Tensor:
     return -rv if metric == L2 else rv
 
 
-def delta_factor(dim: int, u_in: float) -> float:
-    du = dim * U
+def delta_factor(dim: int, u_in: float, truncating: bool = False) -> float:
+    """fprt_sim::delta_factor: round-to-nearest accumulation (CPU), or truncating tensor-core blocks (GPU)."""
+    du = (dim + 16) * 4.0 * U if truncating else dim * U
     return 1.03 * (du / (1.0 - du) + 8.0 * U + 2.0 * u_in)
+
+
+def underflow_bound(metric: int, dim: int, a_norm, b_min: float):
+    """fprt_sim::underflow_bound: products / partial sums below 2^-126 may flush to zero (absolute error)."""
+    t = (dim + 16) * 2.0**-126
+    if metric == COSINE:
+        return t / (a_norm * b_min) * 1.01
+    if metric == L2:
+        return 2.0 * t + 4.0 * 2.0**-126
+    return t
 
 
 def _widen_up(x: torch.Tensor) -> torch.Tensor:
@@ -189,13 +200,19 @@ class _Side:
         self.norm = exact_sqrt(self.sq)
         self.aux = (1.0 / self.norm).float() if metric == COSINE else self.sq.float()
         self.max_norm = float(self.norm.max())
+        self.min_norm = float(self.norm.min())
 
     def delta(self, metric: int, factor: float, rows: torch.Tensor, other: _Side) -> torch.Tensor:
+        """fprt_sim::error_bound of rows `rows` of this side against any row of `other`."""
+        dim = self.x.shape[1]
+        norm = self.norm[rows]
         if metric == COSINE:
-            return torch.full(rows.shape, factor, dtype=torch.float64, device=self.x.device)
-        if metric == INNER_PRODUCT:
-            return factor * self.norm[rows] * other.max_norm
-        return factor * (self.sq[rows] + other.max_norm**2)
+            scaled = torch.full(rows.shape, factor, dtype=torch.float64, device=self.x.device)
+        elif metric == INNER_PRODUCT:
+            scaled = factor * norm * other.max_norm
+        else:
+            scaled = factor * (self.sq[rows] + other.max_norm**2)
+        return scaled + underflow_bound(metric, dim, norm, other.min_norm)
 
 
 def _approx(metric: int, a: torch.Tensor, a_aux: torch.Tensor, b: torch.Tensor, b_aux: torch.Tensor) -> torch.Tensor:
@@ -283,14 +300,14 @@ def reduce_torch(Q: torch.Tensor, R: torch.Tensor, metric: int, row_k: int, col_
     global_moments (1 x 5), rechecks (3,) int64 on the CPU]; empty tensors for what was not asked."""
     dev = Q.device
     M, N = Q.shape[0], R.shape[0]
-    tm = tile_m or 1024
-    tn = tile_n or 4096
+    tm = max(1, min(tile_m or 1024, M))  # clamped to the problem, as fprt_sim/plan.h does
+    tn = max(1, min(tile_n or 4096, N))
     G = n_groups
     kr = row_k + pad if row_k else 0
     kc = col_k + pad if col_k else 0
     gp = 1 + group_pad if G else 0
     q, r = _Side(Q, metric), _Side(R, metric)
-    factor = delta_factor(Q.shape[1], gemm_input_rounding(dev))
+    factor = delta_factor(Q.shape[1], gemm_input_rounding(dev), truncating=dev.type == "cuda")
     if G:
         groups = groups.to(dev, torch.long)
     ninf = -math.inf
