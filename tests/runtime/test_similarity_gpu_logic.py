@@ -153,7 +153,7 @@ def test_without_the_underflow_term_tiny_rows_are_certified_wrongly(monkeypatch)
     scale = np.float32(2.0**-76)
     monkeypatch.setattr(fb, "underflow_bound", lambda *args: 0.0)
     wrong = sim.reduce(q * scale, r * scale, metric="cosine", row_k=5, backend="torch")
-    assert wrong.rechecks["rows"] == 0
+    assert wrong.rechecks["rows"] < len(q)  # some rows certified on garbage keys
     assert not np.array_equal(wrong.row_indices, exact_topk(exact_rank_values(q, r, "cosine"), 5)[1])
 
 
