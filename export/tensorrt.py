@@ -24,8 +24,14 @@ API used (TensorRT 10.x and 11.x Python):
 - run: ``Runtime(logger).deserialize_cuda_engine(bytes)``, ``create_execution_context()``,
   name-based I/O ``num_io_tensors`` / ``get_tensor_name(i)`` / ``get_tensor_mode(name)`` /
   ``get_tensor_dtype(name)`` / ``get_tensor_profile_shape(name, 0)``, ``set_input_shape``,
-  ``get_tensor_shape``, ``set_tensor_address(name, ptr)``, ``execute_async_v3(stream_handle)`` on
-  torch's current CUDA stream (no pycuda: one CUDA context shared with torch and fprt's extension).
+  ``get_tensor_shape``, ``set_tensor_address(name, ptr)``, ``execute_async_v3(stream_handle)`` on a
+  dedicated stream ordered both ways against torch's current stream (``fprt.export.cuda_ops.StreamBridge``;
+  never the legacy default stream), inside a device guard for the engine's GPU; no pycuda: one CUDA
+  context shared with torch and fprt's extension.
+- precision: ``IBuilderConfig.clear_flag(BuilderFlag.TF32)`` for fp32 engines (TF32 is on by default and
+  would move an "fp32" engine ~1e-3 away from ONNX Runtime's fp32).
+- CUDA graphs: a captured engine gets its own execution context (TensorRT requires re-capture when a
+  context's shapes change; eager calls of other batch sizes use the runner's context).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fprt.errors import FprtError, MissingDependencyError, ModelError
+from fprt.export.cuda_ops import StreamBridge, TorchCuda
 from fprt.export.engine_cache import BatchProfile, EngineCache, EngineKey, engine_matches, read_sidecar, write_sidecar
 
 INSTALL_HINT = "install it with `pip install 'fprt[gpu]'` on a machine with an NVIDIA GPU and driver"
@@ -151,6 +158,8 @@ def build_serialized(
     config = builder.create_builder_config()
     if plan.fp16_flag:
         config.set_flag(trt.BuilderFlag.FP16)
+    if plan.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default: an fp32 engine computes in fp32
     if workspace_bytes:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
     opt_profile = builder.create_optimization_profile()
@@ -185,7 +194,8 @@ class EngineResult:
         out = [
             f"engine {self.path}: {how}",
             f"  TensorRT {self.key.tensorrt_version} on {self.key.gpu_name} (sm {self.key.compute_capability}), "
-            f"{self.plan.precision}, {'strongly typed' if self.plan.strongly_typed else 'weakly typed + FP16 flag' if self.plan.fp16_flag else 'fp32'}",
+            f"{self.plan.precision}, {'strongly typed' if self.plan.strongly_typed else 'weakly typed + FP16 flag' if self.plan.fp16_flag else 'fp32'}"
+            f"{', TF32 off' if self.plan.precision == 'fp32' else ''}",
             f"  batch profile: {self.profile.describe()}",
         ]
         if self.timing_cache:
@@ -221,12 +231,14 @@ def build_engine(
     log: Callable[[str], None] | None = None,
     _trt=None,
     _device_info: tuple[Any, str, str] | None = None,
+    _cuda=None,
 ) -> EngineResult:
     """Build (or reuse) a TensorRT engine for an fprt ONNX file; see the module docstring.
 
     Reuse: when ``out`` or the engine cache already holds an engine with the same ``EngineKey``
     (TensorRT version, GPU, compute capability, ONNX sha256, precision, profile), it is used as is;
-    any mismatch rebuilds. ``_trt``/``_device_info`` let tests inject fakes.
+    any mismatch rebuilds. ``_trt``/``_device_info``/``_cuda`` let tests inject fakes. The build runs with
+    ``device`` current, so the engine is built on the GPU whose name the key records.
     """
     from fprt.export.metadata import export_info, read_onnx
     from fprt.export.precision import graph_precision, to_fp16
@@ -245,7 +257,8 @@ def build_engine(
 
     trt = _trt if _trt is not None else import_tensorrt()
     major = trt_major(trt)
-    _, gpu_name, capability = _device_info if _device_info is not None else cuda_device(device)
+    dev, gpu_name, capability = _device_info if _device_info is not None else cuda_device(device)
+    cuda = _cuda if _cuda is not None else TorchCuda()
     plan = plan_build(major, onnx_precision, fp16)
     notes = []
     if plan.convert_fp16:
@@ -283,16 +296,17 @@ def build_engine(
 
     tc_path = Path(timing_cache) if timing_cache else None
     tc_bytes = tc_path.read_bytes() if tc_path and tc_path.exists() else None
-    plan_bytes, tc_new = build_serialized(
-        trt,
-        onnx_bytes,
-        plan=plan,
-        profile=profile,
-        sample_shapes=sample_shapes,
-        timing_cache=tc_bytes,
-        workspace_bytes=int(workspace_gb * (1 << 30)) if workspace_gb else None,
-        source=str(onnx),
-    )
+    with cuda.device(dev):
+        plan_bytes, tc_new = build_serialized(
+            trt,
+            onnx_bytes,
+            plan=plan,
+            profile=profile,
+            sample_shapes=sample_shapes,
+            timing_cache=tc_bytes,
+            workspace_bytes=int(workspace_gb * (1 << 30)) if workspace_gb else None,
+            source=str(onnx),
+        )
     atomic_write_bytes(out, plan_bytes)
     write_sidecar(out, key, sha256_bytes(plan_bytes), meta_dict, io)
     if tc_path is not None:
@@ -339,21 +353,25 @@ def _is_input(mode) -> bool:
 
 class TensorRTRunner:
     """Runs a deserialized engine on torch tensors: binds device pointers by tensor name and enqueues
-    ``execute_async_v3`` on torch's current CUDA stream (outputs are ready in stream order).
+    ``execute_async_v3`` on its own stream, ordered both ways against torch's current stream (outputs are
+    ready in torch's stream order), with the engine's GPU current.
 
-    ``stream``: a callable returning the CUDA stream handle to enqueue on (default: torch's current stream
-    of ``device``); ``device="cpu"`` + a fake engine is how the tests drive it.
+    ``cuda``: the CUDA operations (default ``TorchCuda``; tests pass ``fake_tensorrt.FakeCuda``);
+    ``device="cpu"`` + a fake engine is how the tests drive it.
     """
 
-    def __init__(self, engine, *, device="cuda", stream: Callable[[], int] | None = None, source: str = "engine"):
+    def __init__(self, engine, *, device="cuda", cuda=None, source: str = "engine"):
         import torch
 
         self.engine = engine
         self.source = source
         self.device = torch.device(device)
-        self.context = engine.create_execution_context()
-        if self.context is None:
-            raise ModelError(f"{source}: TensorRT could not create an execution context (out of GPU memory?)")
+        self.cuda = cuda if cuda is not None else TorchCuda()
+        with self.cuda.device(self.device):
+            self.context = engine.create_execution_context()
+            if self.context is None:
+                raise ModelError(f"{source}: TensorRT could not create an execution context (out of GPU memory?)")
+            self.bridge = StreamBridge(self.cuda, self.device)
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if _is_input(engine.get_tensor_mode(n))]
         self.outputs = [n for n in names if not _is_input(engine.get_tensor_mode(n))]
@@ -361,12 +379,12 @@ class TensorRTRunner:
         lo, opt, hi = engine.get_tensor_profile_shape(self.inputs[0], 0)
         self.profile = BatchProfile(int(lo[0]), int(opt[0]), int(hi[0]))
         self.sample_shapes = {n: tuple(int(d) for d in engine.get_tensor_profile_shape(n, 0)[1][1:]) for n in self.inputs}
-        self._stream = stream or (lambda: torch.cuda.current_stream(self.device).cuda_stream)
         self._keep: list = []
 
-    def _bind(self, tensors) -> tuple[dict, dict]:
+    def _bind(self, tensors, context=None) -> tuple[dict, dict]:
         import torch
 
+        context = context if context is not None else self.context
         if isinstance(tensors, dict):
             missing = set(self.inputs) - set(tensors)
             if missing:
@@ -384,38 +402,45 @@ class TensorRTRunner:
                     f"{', '.join(map(str, self.sample_shapes[name]))})"
                 )
             t = t.to(self.device, self.dtypes[name]).contiguous()
-            if not self.context.set_input_shape(name, tuple(int(d) for d in t.shape)):
+            if not context.set_input_shape(name, tuple(int(d) for d in t.shape)):
                 raise ModelError(f"{self.source}: TensorRT refused shape {tuple(t.shape)} for input {name!r}")
-            self.context.set_tensor_address(name, int(t.data_ptr()))
+            context.set_tensor_address(name, int(t.data_ptr()))
             bound_in[name] = t
         bound_out = {}
         for name in self.outputs:
-            shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
+            shape = tuple(int(d) for d in context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
                 raise ModelError(f"{self.source}: output {name!r} has unresolved shape {shape}")
             o = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
-            self.context.set_tensor_address(name, int(o.data_ptr()))
+            context.set_tensor_address(name, int(o.data_ptr()))
             bound_out[name] = o
         return bound_in, bound_out
 
-    def _execute(self) -> None:
-        if not self.context.execute_async_v3(self._stream()):
-            raise ModelError(f"{self.source}: TensorRT execute_async_v3 failed")
+    def _execute(self, tensors=(), context=None) -> None:
+        context = context if context is not None else self.context
+        with self.bridge.enqueue(tensors) as handle:
+            if not context.execute_async_v3(handle):
+                raise ModelError(f"{self.source}: TensorRT execute_async_v3 failed")
 
     def __call__(self, *tensors, **named) -> dict:
         """Run one batch → ``{output name: tensor}`` on ``device`` (asynchronous in torch's stream order)."""
-        bound_in, bound_out = self._bind(named if named else list(tensors))
-        self._keep = [bound_in]  # inputs must outlive the enqueued work
-        self._execute()
+        with self.cuda.device(self.device):
+            bound_in, bound_out = self._bind(named if named else list(tensors))
+            self._keep = [bound_in]  # inputs must outlive the enqueued work
+            self._execute(list(bound_in.values()) + list(bound_out.values()))
         return bound_out
 
     def capture(self, batch: int) -> "CapturedEngine":
-        """A CUDA graph of one ``batch``-sized run (static buffers; ``CapturedEngine.run`` copies in and replays)."""
+        """A CUDA graph of one ``batch``-sized run on its own execution context (static buffers;
+        ``CapturedEngine.run`` copies in and replays)."""
         return CapturedEngine(self, batch)
 
 
 class CapturedEngine:
-    """A CUDA graph of the engine at a fixed batch: ``run(*tensors)`` copies into static inputs and replays."""
+    """A CUDA graph of the engine at a fixed batch: ``run(*tensors)`` copies into static inputs and replays.
+
+    The graph has its own execution context: eager calls of the runner (any batch size) change their
+    context's shapes, never this one's, so the graph never needs a re-capture."""
 
     def __init__(self, runner: TensorRTRunner, batch: int):
         import torch
@@ -423,16 +448,24 @@ class CapturedEngine:
         runner.profile.check(batch, source=runner.source)
         self.runner = runner
         self.batch = batch
-        self.static_in = [
-            torch.zeros((batch, *runner.sample_shapes[n]), dtype=runner.dtypes[n], device=runner.device) for n in runner.inputs
-        ]
-        _, self.static_out = runner._bind(self.static_in)
-        runner._execute()  # one run before capture, as TensorRT requires after shape changes
-        torch.cuda.synchronize(runner.device)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            if not runner.context.execute_async_v3(torch.cuda.current_stream(runner.device).cuda_stream):
-                raise ModelError(f"{runner.source}: TensorRT execute_async_v3 failed during CUDA graph capture")
+        cuda = runner.cuda
+        with cuda.device(runner.device):
+            self.context = runner.engine.create_execution_context()
+            if self.context is None:
+                raise ModelError(f"{runner.source}: TensorRT could not create an execution context for the CUDA graph")
+            self.static_in = [
+                torch.zeros((batch, *runner.sample_shapes[n]), dtype=runner.dtypes[n], device=runner.device)
+                for n in runner.inputs
+            ]
+            _, self.static_out = runner._bind(self.static_in, self.context)
+            runner._execute(self.static_in, self.context)  # one run before capture, as TensorRT requires
+            cuda.synchronize(runner.device)
+
+            def enqueue(handle: int) -> None:
+                if not self.context.execute_async_v3(handle):
+                    raise ModelError(f"{runner.source}: TensorRT execute_async_v3 failed during CUDA graph capture")
+
+            self.replay = cuda.capture(runner.device, enqueue)
 
     def run(self, *tensors) -> dict:
         if len(tensors) != len(self.static_in):
@@ -440,12 +473,14 @@ class CapturedEngine:
         for dst, src in zip(self.static_in, tensors):
             if tuple(src.shape) != tuple(dst.shape):
                 raise ModelError(f"{self.runner.source}: captured for shape {tuple(dst.shape)}, got {tuple(src.shape)}")
-            dst.copy_(src, non_blocking=True)
-        self.graph.replay()
+        with self.runner.cuda.device(self.runner.device):
+            for dst, src in zip(self.static_in, tensors):
+                dst.copy_(src, non_blocking=True)
+            self.replay()
         return self.static_out
 
 
-def load_engine(path: str | os.PathLike, *, device=None, stream: Callable[[], int] | None = None, _trt=None, _device_info=None):
+def load_engine(path: str | os.PathLike, *, device=None, cuda=None, _trt=None, _device_info=None):
     """``(TensorRTRunner, ModelMeta)`` for an engine written by ``build_engine``.
 
     Refuses (``ModelError``) an engine built for another TensorRT version, GPU or compute capability, or
@@ -466,9 +501,11 @@ def load_engine(path: str | os.PathLike, *, device=None, stream: Callable[[], in
         raise ModelError(f"{path}: built for another machine ({'; '.join(problems)}); rebuild it here with `fprt build-engine`")
     if sha256_file(path) != data["plan_sha256"]:
         raise ModelError(f"{path}: the engine file does not match its record (torn or modified); rebuild it with `fprt build-engine`")
+    cuda = cuda if cuda is not None else TorchCuda()
     logger = trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
+    with cuda.device(dev):  # the engine lives on the GPU its key names
+        engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
     if engine is None:
         raise ModelError(f"{path}: TensorRT could not deserialize the engine; rebuild it with `fprt build-engine`")
     meta = ModelMeta.from_dict(data["meta"])
-    return TensorRTRunner(engine, device=dev, stream=stream, source=str(path)), meta
+    return TensorRTRunner(engine, device=dev, cuda=cuda, source=str(path)), meta

@@ -5,11 +5,17 @@ binding (address, shape, dtype) gives wrong numbers.
 
 Differences between the versions that matter to fprt: 10.x has ``BuilderFlag.FP16`` and a meaningful
 ``STRONGLY_TYPED`` creation flag; 11.x has no precision builder flags (``BuilderFlag`` lacks ``FP16``) and
-ignores ``STRONGLY_TYPED``.
+ignores ``STRONGLY_TYPED``. Both have ``BuilderFlag.TF32``, set in a new builder config (TensorRT's default).
+
+``FakeCuda`` stands in for ``fprt.export.cuda_ops.TorchCuda`` on the CPU: device guards (``current_device``),
+streams with integer handles, ``wait`` / ``keep_alive`` / graph capture, all recorded in ``events``. The fake
+TensorRT objects made with ``make_fake_trt(..., cuda=fake)`` record the current device at every call that
+must happen on the engine's GPU (build, deserialize, create context, execute).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import json
@@ -38,20 +44,83 @@ _NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.UINT8: np
 _ONNX_TO_TRT = {1: DataType.FLOAT, 10: DataType.HALF, 2: DataType.UINT8}
 
 
-def make_fake_trt(version: str = "10.9.0"):
+class FakeStream:
+    def __init__(self, handle: int, device):
+        self.handle = handle
+        self.device = device
+
+    def __repr__(self):
+        return f"stream{self.handle}"
+
+
+class FakeCuda:
+    """The ``TorchCuda`` interface on the CPU, recording what the calling code does."""
+
+    def __init__(self):
+        self.current_device = None
+        self.events: list[tuple] = []
+        self._next = 100
+        self.torch_stream = FakeStream(7, None)  # "torch's current stream"
+
+    @contextlib.contextmanager
+    def device(self, device):
+        prev = self.current_device
+        self.current_device = str(device)
+        self.events.append(("device", str(device)))
+        try:
+            yield
+        finally:
+            self.current_device = prev
+
+    def new_stream(self, device):
+        self._next += 1
+        s = FakeStream(self._next, str(device))
+        self.events.append(("new_stream", s.handle, self.current_device))
+        return s
+
+    def current_stream(self, device):
+        return self.torch_stream
+
+    def handle(self, stream) -> int:
+        return stream.handle
+
+    def wait(self, waiter, waitee) -> None:
+        self.events.append(("wait", waiter.handle, waitee.handle))
+
+    def keep_alive(self, tensor, stream) -> None:
+        self.events.append(("keep_alive", stream.handle))
+
+    def capture(self, device, enqueue):
+        self._next += 1
+        handle = self._next
+        self.events.append(("capture", handle))
+        enqueue(handle)
+        return lambda: (self.events.append(("replay", handle)), enqueue(handle))
+
+    def synchronize(self, device) -> None:
+        self.events.append(("synchronize", str(device)))
+
+
+def make_fake_trt(version: str = "10.9.0", cuda: FakeCuda | None = None):
     major = int(version.split(".")[0])
     calls: list[tuple] = []
+    cuda = cuda if cuda is not None else FakeCuda()
+
+    def on_device():
+        return cuda.current_device
 
     class NetworkDefinitionCreationFlag(enum.IntEnum):
         STRONGLY_TYPED = 1
 
     if major >= 11:
-        class BuilderFlag(enum.Enum):  # no precision flags in 11
+        class BuilderFlag(enum.Enum):  # no precision flags in 11 (TF32 is a math mode, still there)
             REFIT = 1
+            TF32 = 2
     else:
         class BuilderFlag(enum.Enum):
             FP16 = 0
             REFIT = 1
+            TF32 = 2
 
     class MemoryPoolType(enum.Enum):
         WORKSPACE = 0
@@ -124,13 +193,20 @@ def make_fake_trt(version: str = "10.9.0"):
 
     class Config:
         def __init__(self):
-            self.flags = set()
+            self.flags = {"TF32"}  # TensorRT's default: TF32 allowed
             self.profiles = []
             self.cache = None
 
         def set_flag(self, flag):
             calls.append(("set_flag", flag.name))
             self.flags.add(flag.name)
+
+        def clear_flag(self, flag):
+            calls.append(("clear_flag", flag.name))
+            self.flags.discard(flag.name)
+
+        def get_flag(self, flag):
+            return flag.name in self.flags
 
         def set_memory_pool_limit(self, pool, size):
             calls.append(("set_memory_pool_limit", pool.name, size))
@@ -163,7 +239,7 @@ def make_fake_trt(version: str = "10.9.0"):
             return Profile()
 
         def build_serialized_network(self, network, config):
-            calls.append(("build", sorted(config.flags)))
+            calls.append(("build", sorted(config.flags), on_device()))
             if len(config.profiles) != 1:
                 return None
             proto = network.onnx
@@ -189,7 +265,8 @@ def make_fake_trt(version: str = "10.9.0"):
                 plan = json.loads(data)
             except ValueError:
                 return None
-            return FakeEngine(plan["tensors"])
+            calls.append(("deserialize", on_device()))
+            return FakeEngine(plan["tensors"], cuda=cuda, calls=calls)
 
     mod = types.SimpleNamespace(
         __version__=version,
@@ -203,6 +280,7 @@ def make_fake_trt(version: str = "10.9.0"):
         DataType=DataType,
         TensorIOMode=TensorIOMode,
         calls=calls,
+        fake_cuda=cuda,
     )
     return mod
 
@@ -211,9 +289,12 @@ class FakeEngine:
     """Engine with name-based I/O. Each 2-D output row n is ``(d + 1) * mean(first input[n])``; a 1-D
     output is ``mean(input0[n]) - mean(input1[n])``."""
 
-    def __init__(self, tensors: list[dict]):
+    def __init__(self, tensors: list[dict], cuda: FakeCuda | None = None, calls: list | None = None):
         self.tensors = tensors
         self.by_name = {t["name"]: t for t in tensors}
+        self.cuda = cuda
+        self.calls = calls if calls is not None else []
+        self.contexts: list[FakeContext] = []
 
     @property
     def num_io_tensors(self):
@@ -233,7 +314,10 @@ class FakeEngine:
         return [tuple(s) for s in self.by_name[name]["profile"]]
 
     def create_execution_context(self):
-        return FakeContext(self)
+        self.calls.append(("create_execution_context", self.cuda.current_device if self.cuda else None))
+        ctx = FakeContext(self)
+        self.contexts.append(ctx)
+        return ctx
 
 
 class FakeContext:
@@ -278,6 +362,7 @@ class FakeContext:
     def execute_async_v3(self, stream_handle):
         self.executions += 1
         self.streams.append(stream_handle)
+        self.engine.calls.append(("execute", stream_handle, self.engine.cuda.current_device if self.engine.cuda else None))
         ins = [self._read(t["name"]).astype(np.float64) for t in self._inputs()]
         means = [x.reshape(len(x), -1).mean(1) for x in ins]
         for t in self.engine.tensors:

@@ -24,7 +24,7 @@ from fprt.export.engine_cache import BatchProfile, EngineCache, EngineKey, engin
 from fprt.export.metadata import set_metadata
 
 from export_testlib import make_model
-from fake_tensorrt import FakeEngine, make_fake_trt
+from fake_tensorrt import FakeCuda, FakeEngine, make_fake_trt
 
 CPU = (torch.device("cpu"), "Fake GPU 80GB", "9.0")  # injected device info: (device, name, compute capability)
 
@@ -270,14 +270,15 @@ def _engine(tensors_extra=None, profile=((1, 1, 64, 64), (4, 1, 64, 64), (8, 1, 
 
 
 def test_runner_binds_by_name_and_computes_from_bound_memory():
-    runner = T.TensorRTRunner(_engine(), device="cpu", stream=lambda: 1234)
+    cuda = FakeCuda()
+    runner = T.TensorRTRunner(_engine(), device="cpu", cuda=cuda)
     assert runner.inputs == ["image"] and runner.outputs == ["embedding"]
     assert runner.profile == BatchProfile(1, 4, 8)
     x = torch.rand(3, 1, 64, 64)
     out = runner(x)["embedding"]
     expected = x.reshape(3, -1).double().mean(1)[:, None] * torch.arange(1, 6, dtype=torch.float64)[None]
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
-    assert runner.context.streams == [1234]  # enqueued on the stream it was given
+    assert runner.context.streams == [runner.bridge.handle]  # enqueued on the runner's own stream
     # by name, a non-contiguous float64 input: converted to the engine's dtype and made contiguous
     x2 = torch.rand(64, 64, 2, 1, dtype=torch.float64).permute(2, 3, 0, 1)
     out2 = runner(image=x2)["embedding"]
@@ -291,7 +292,7 @@ def test_runner_two_inputs_pair_engine():
         {"name": "image_b", "mode": "INPUT", "dtype": "FLOAT", "profile": profile},
         {"name": "probability", "mode": "OUTPUT", "dtype": "FLOAT", "sample_shape": []},
     ])
-    runner = T.TensorRTRunner(engine, device="cpu", stream=lambda: 0)
+    runner = T.TensorRTRunner(engine, device="cpu", cuda=FakeCuda())
     a, b = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
     p = runner(a, b)["probability"]
     assert p.shape == (2,)
@@ -301,7 +302,7 @@ def test_runner_two_inputs_pair_engine():
 
 
 def test_runner_errors_print_the_allowed_range():
-    runner = T.TensorRTRunner(_engine(), device="cpu", stream=lambda: 0)
+    runner = T.TensorRTRunner(_engine(), device="cpu", cuda=FakeCuda())
     with pytest.raises(ModelError, match=r"batch 9 is outside the engine's optimisation profile \(min 1, opt 4, max 8\)"):
         runner(torch.rand(9, 1, 64, 64))
     with pytest.raises(ModelError, match=r"input 'image' has shape \(2, 1, 32, 32\), expected \(2, 1, 64, 64\)"):
@@ -315,20 +316,87 @@ def test_load_engine_refuses_foreign_or_modified_engines(onnx_files, tmp_path):
     trt = make_fake_trt("10.9.0")
     out = tmp_path / "m.plan"
     T.build_engine(onnx_files["fp32"], out, max_batch=8, _trt=trt, _device_info=CPU, log=lambda s: None)
-    runner, meta = T.load_engine(out, stream=lambda: 0, _trt=trt, _device_info=CPU)
+    runner, meta = T.load_engine(out, cuda=trt.fake_cuda, _trt=trt, _device_info=CPU)
     assert meta.model == "tiny_embed" and runner.profile == BatchProfile(1, 8, 8)
     y = runner(torch.rand(2, 1, 64, 64))["embedding"]
     assert y.shape == (2, 32)
     with pytest.raises(ModelError, match=r"built for another machine \(gpu_name: engine built with 'Fake GPU 80GB', this machine has 'RTX'"):
-        T.load_engine(out, _trt=trt, _device_info=(torch.device("cpu"), "RTX", "9.0"))
+        T.load_engine(out, cuda=trt.fake_cuda, _trt=trt, _device_info=(torch.device("cpu"), "RTX", "9.0"))
     with pytest.raises(ModelError, match="tensorrt_version: engine built with '10.9.0'"):
-        T.load_engine(out, _trt=make_fake_trt("11.0.0"), _device_info=CPU)
+        T.load_engine(out, cuda=trt.fake_cuda, _trt=make_fake_trt("11.0.0"), _device_info=CPU)
     out.write_bytes(out.read_bytes() + b" ")
     with pytest.raises(ModelError, match="does not match its record"):
-        T.load_engine(out, _trt=trt, _device_info=CPU)
+        T.load_engine(out, cuda=trt.fake_cuda, _trt=trt, _device_info=CPU)
     sidecar_path(out).unlink()
     with pytest.raises(ModelError, match=r"no m\.plan\.json beside it"):
-        T.load_engine(out, _trt=trt, _device_info=CPU)
+        T.load_engine(out, cuda=trt.fake_cuda, _trt=trt, _device_info=CPU)
+
+
+# ---------------------------------------------------------------- issue 16: streams, TF32, devices, graphs
+def test_runner_uses_its_own_stream_ordered_both_ways_against_torchs():
+    """Finding 6: never the legacy default stream; the engine's stream waits for torch's current stream
+    (inputs written there) and torch's stream waits for the engine (outputs read there)."""
+    cuda = FakeCuda()
+    runner = T.TensorRTRunner(_engine(), device="cpu", cuda=cuda)
+    own = runner.bridge.handle
+    assert own not in (0, cuda.torch_stream.handle)
+    cuda.events.clear()
+    runner(torch.rand(2, 1, 64, 64))
+    waits = [e for e in cuda.events if e[0] == "wait"]
+    assert waits == [("wait", own, cuda.torch_stream.handle), ("wait", cuda.torch_stream.handle, own)]
+    assert runner.context.streams == [own]
+    assert ("keep_alive", own) in cuda.events  # the input is not recycled while the engine reads it
+
+
+@pytest.mark.parametrize("version", ["10.9.0", "11.0.0"])
+def test_fp32_engines_clear_tf32_and_fp16_engines_keep_it(onnx_files, tmp_path, version):
+    """Finding 7: TF32 is on in a new builder config; an "fp32" engine must clear it."""
+    trt = make_fake_trt(version)
+    r = T.build_engine(onnx_files["fp32"], tmp_path / "a.plan", _trt=trt, _device_info=CPU, _cuda=trt.fake_cuda, log=lambda s: None)
+    assert r.plan.precision == "fp32" and ("clear_flag", "TF32") in trt.calls
+    build = [c for c in trt.calls if c[0] == "build"][-1]
+    assert "TF32" not in build[1]
+    assert any("TF32 off" in line for line in r.lines())
+    trt16 = make_fake_trt(version)
+    T.build_engine(onnx_files["fp32"], tmp_path / "b.plan", fp16=True, _trt=trt16, _device_info=CPU, _cuda=trt16.fake_cuda,
+                   log=lambda s: None)
+    assert ("clear_flag", "TF32") not in trt16.calls
+
+
+def test_build_and_run_happen_on_the_engines_gpu(onnx_files, tmp_path):
+    """Finding 8: on a multi-GPU host, build, deserialize, context, stream and execution all happen with the
+    engine's device current (the one whose name the key records), whatever device is current outside."""
+    trt = make_fake_trt("10.9.0")
+    cuda = trt.fake_cuda
+    gpu1 = (torch.device("cpu"), "Fake GPU 80GB", "9.0")  # the injected device stands for "cuda:1"
+    out = tmp_path / "m.plan"
+    T.build_engine(onnx_files["fp32"], out, max_batch=8, _trt=trt, _device_info=gpu1, _cuda=cuda, log=lambda s: None)
+    assert [c[2] for c in trt.calls if c[0] == "build"] == ["cpu"]
+    assert cuda.current_device is None  # restored after the build
+    runner, _ = T.load_engine(out, cuda=cuda, _trt=trt, _device_info=gpu1)
+    runner(torch.rand(2, 1, 64, 64))
+    on = {c[0]: c[-1] for c in trt.calls if c[0] in ("deserialize", "create_execution_context", "execute")}
+    assert on == {"deserialize": "cpu", "create_execution_context": "cpu", "execute": "cpu"}
+    assert [e for e in cuda.events if e[0] == "new_stream"][0][2] == "cpu"  # the stream belongs to that device
+
+
+def test_captured_graph_has_its_own_execution_context():
+    """Finding 9: eager calls with other batch sizes change the runner's context, never the graph's."""
+    cuda = FakeCuda()
+    engine = _engine()
+    runner = T.TensorRTRunner(engine, device="cpu", cuda=cuda)
+    graph = runner.capture(4)
+    assert graph.context is not runner.context and len(engine.contexts) == 2
+    assert graph.context.shapes["image"] == (4, 1, 64, 64)
+    x = torch.rand(4, 1, 64, 64)
+    runner(torch.rand(7, 1, 64, 64))  # eager, another shape
+    assert graph.context.shapes["image"] == (4, 1, 64, 64) and runner.context.shapes["image"] == (7, 1, 64, 64)
+    out = graph.run(x)["embedding"]
+    expected = x.reshape(4, -1).double().mean(1)[:, None] * torch.arange(1, 6, dtype=torch.float64)[None]
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
+    assert ("replay", [e for e in cuda.events if e[0] == "capture"][0][1]) in cuda.events
+    with pytest.raises(ModelError, match="captured for shape"):
+        graph.run(torch.rand(2, 1, 64, 64))
 
 
 # ---------------------------------------------------------------- a real GPU, when there is one
