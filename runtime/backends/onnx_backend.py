@@ -3,8 +3,10 @@
 - CPU: the CPU execution provider with ``intra_op_num_threads`` = physical cores, one inter-op
   thread and full graph optimisation (``ORT_ENABLE_ALL``).
 - CUDA (``device="cuda"``): the CUDA EP (and the TensorRT EP first when ``ort_tensorrt=True`` and
-  onnxruntime-gpu offers it). Inputs and outputs are bound to torch CUDA tensors through IOBinding
-  on torch's current stream, so embeddings never leave the GPU. Asking for CUDA where onnxruntime
+  onnxruntime-gpu offers it). Inputs and outputs are bound to torch CUDA tensors through IOBinding,
+  so embeddings never leave the GPU. ORT's ``user_compute_stream`` is fixed when the session is made, so
+  each session gets its own stream (``fprt.export.cuda_ops.StreamBridge``), ordered both ways against
+  whatever torch stream is current at each run. Asking for CUDA where onnxruntime
   has no CUDA EP (or the session silently fell back to the CPU) is an error, never a quiet fallback.
 
 The providers actually in use are logged and recorded in ``describe()`` (summary.json).
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fprt.errors import MissingDependencyError, ModelError
+from fprt.export.cuda_ops import StreamBridge, TorchCuda
 from fprt.io import sha256_bytes
 from fprt.modelmeta import ModelMeta
 from fprt.runtime.backends.base import Backend, log
@@ -57,6 +60,7 @@ class _Session:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         providers: list[Any] = ["CPUExecutionProvider"]
+        self.bridge: StreamBridge | None = None  # the session's own CUDA stream (device="cuda")
         if device == "cuda":
             available = ort.get_available_providers()
             if "CUDAExecutionProvider" not in available:
@@ -68,8 +72,10 @@ class _Session:
 
             if not torch.cuda.is_available():
                 raise MissingDependencyError("--device cuda: torch sees no CUDA device (torch.cuda.is_available() is False)")
-            stream = str(torch.cuda.current_stream().cuda_stream)
-            cuda_opts = {"device_id": torch.cuda.current_device(), "user_compute_stream": stream}
+            device_id = torch.cuda.current_device()
+            self.bridge = StreamBridge(TorchCuda(), f"cuda:{device_id}")
+            stream = str(self.bridge.handle)
+            cuda_opts = {"device_id": device_id, "user_compute_stream": stream}
             providers = [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
             if ort_tensorrt:
                 if "TensorrtExecutionProvider" not in available:
@@ -126,7 +132,8 @@ class _Session:
             else:  # symbolic trailing dims: let ORT allocate on the device, copy through DLPack-free host path
                 binding.bind_output(name, "cuda")
                 outs[name] = None
-        self.session.run_with_iobinding(binding)
+        with self.bridge.enqueue(keep + [t for t in outs.values() if t is not None]):
+            self.session.run_with_iobinding(binding)
         if any(v is None for v in outs.values()):
             values = binding.copy_outputs_to_cpu()
             for (name, v), arr in zip(list(outs.items()), values):
