@@ -1,5 +1,7 @@
-"""``benchmarks/gpu.sh``'s CPU-only parts (what CI can run): the dry run checks arguments, tools and imports;
-bad arguments fail before anything runs; ``gpu_tools.py report`` turns a results folder into GPU.md."""
+"""``benchmarks/gpu.sh``'s CPU-only parts (what CI can run): the dry run checks arguments, tools and imports
+and prints the plan and the budget schedule; bad arguments fail before anything runs; the time-budget logic
+(``gpu_tools.step_limit`` / ``schedule``, which gpu.sh asks before every step); ``gpu_tools.py report`` turns a
+results folder into GPU.md."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import gpu_tools  # noqa: E402
 SCRIPT = ROOT / "benchmarks" / "gpu.sh"
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="gpu.sh needs bash")
@@ -25,22 +29,25 @@ def _run(*args, timeout=300):
 
 
 def test_dry_run_checks_imports_and_prints_the_plan(tmp_path):
-    proc = _run("--dry-run", "--out", str(tmp_path / "results"), "--batch-sizes", "1,8")
+    proc = _run("--dry-run", "--out", str(tmp_path / "results"), "--budget", "300")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "dry run: arguments, tools and imports are fine" in out
-    for step in ("build:", "similarity:", "latency:", "fprt bench:", "report:"):
+    for step in ("build:", "gpu-tests:", "demo:", "tensorrt:", "similarity:", "score:", "report:"):
         assert step in out
-    assert "--batch-sizes 1,8" in out and "bench_similarity.py" in out and "TORCH=" in out
+    assert "pytest -m gpu" in out and "bench_similarity.py" in out and "trt-parity" in out and "TORCH=" in out
+    assert "budget 300 s" in out
+    # the schedule for 300 s: the first four steps fit, the last two are skipped
+    assert "tensorrt: run, limit" in out and "similarity: skip: time budget" in out and "score: skip: time budget" in out
     assert not (tmp_path / "results").exists()  # nothing was run or written
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--batch-sizes", "1,0"], "--batch-sizes '1,0'"),
+        (["--budget", "0"], "--budget '0'"),
+        (["--budget", "8m"], "--budget '8m'"),
         (["--bogus"], "unknown argument '--bogus'"),
-        (["--model", "/no/such/run"], "--model '/no/such/run'"),
         (["--out"], "--out needs a folder"),
     ],
 )
@@ -48,6 +55,38 @@ def test_bad_arguments_fail_before_anything_runs(args, message):
     proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_time_budget_limits_each_step_and_skips_what_cannot_fit():
+    # a step gets at most twice its estimate ...
+    ok, limit, _ = gpu_tools.step_limit("similarity", 0, 480)
+    assert ok and limit == 2 * 90
+    # ... never past the budget minus the report's reserve ...
+    ok, limit, _ = gpu_tools.step_limit("similarity", 400, 480)
+    assert ok and limit == 480 - 400 - gpu_tools.REPORT_RESERVE
+    # ... and is skipped when that is below its minimum
+    ok, limit, why = gpu_tools.step_limit("similarity", 430, 480)
+    assert not ok and limit == 0 and "35 s left of 480 s" in why and "at least 40 s" in why
+    with pytest.raises(ValueError, match="unknown step"):
+        gpu_tools.step_limit("latency", 0, 480)
+    # the default budget fits every step at its estimate (8 minutes on one H100/H200)
+    sched = gpu_tools.schedule(gpu_tools.DEFAULT_BUDGET)
+    assert [name for name, _ in sched] == [s[0] for s in gpu_tools.STEPS]
+    assert all(what.startswith("run") for _, what in sched)
+    assert sum(est for _, est, _, _ in gpu_tools.STEPS) + gpu_tools.REPORT_RESERVE <= gpu_tools.DEFAULT_BUDGET
+    # worst case: every step runs to its limit and the run still ends within the budget
+    elapsed = 0
+    for name, _, _, _ in gpu_tools.STEPS:
+        ok, limit, _ = gpu_tools.step_limit(name, elapsed, gpu_tools.DEFAULT_BUDGET)
+        elapsed += limit if ok else 0
+    assert elapsed + gpu_tools.REPORT_RESERVE <= gpu_tools.DEFAULT_BUDGET
+    # the CLI form gpu.sh uses
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_tools.py"), "step-limit", "score", "470", "480"],
+                         capture_output=True, text=True)
+    assert run.stdout.startswith("skip time budget")
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_tools.py"), "step-limit", "build", "0", "480"],
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == "run 120"
 
 
 def test_report_lists_what_is_there_and_what_is_missing(tmp_path):
@@ -67,7 +106,28 @@ def test_report_lists_what_is_there_and_what_is_missing(tmp_path):
     assert "| fprt_cuda_bf16_top10/cublas_bf16_gemm | 1.200 | ≤ 1.5 (met) |" in md
     assert "| fprt_cuda_bf16_top10/torch_cuda_bf16_top10 | 0.500 | ≤ 0.33 (NOT met) |" in md
     assert "| cublas_bf16_gemm | 0.0100 |" in md
-    assert "_missing: no bench_latency.json" in md and "_missing: no fprt-bench-cuda/bench.md_" in md
+    assert "_missing: no trt.json" in md and "_missing: no gpu-tests.xml_" in md and "score-onnx-cuda: _missing_" in md
     assert "gpu: test GPU" in md
+    # steps, test results, parity and the end-to-end run when they are there
+    (tmp_path / "steps.tsv").write_text("build\tok\t12\t\nscore\tskipped\t0\ttime budget: 5 s left\n")
+    (tmp_path / "gpu-tests.xml").write_text(
+        '<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1">'
+        '<testcase classname="t" name="a"/><testcase classname="t" name="b"><failure message="boom"/></testcase>'
+        '<testcase classname="t" name="c"><skipped/></testcase></testsuite></testsuites>')
+    (tmp_path / "trt.json").write_text(json.dumps({
+        "fp32": {"build_s": 20.0, "max_abs": 1e-6, "max_rel": 2e-6, "min_row_cosine": 0.9999999, "goal": "row cosine >= 0.99999",
+                 "ok": True, "graph_equal": True},
+        "fp16": {"error": "RuntimeError: no fp16 kernels"}}))
+    (tmp_path / "score-onnx-cuda").mkdir()
+    (tmp_path / "score-onnx-cuda" / "summary.json").write_text(json.dumps({"backend": {"name": "onnx"}, "counts": {"n": 100},
+                                                                           "timings": {"infer": 1.5}}))
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_tools.py"), "report", str(tmp_path)], check=True,
+                   capture_output=True, text=True, timeout=120)
+    md = (tmp_path / "GPU.md").read_text()
+    assert "| build | ok | 12 |  |" in md and "| score | skipped | 0 | time budget: 5 s left |" in md
+    assert "3 tests: 1 passed, 1 failed, 0 errors, 1 skipped" in md and "FAILURE t::b: boom" in md
+    assert "| fp32 | 20.0 | 1.00e-06 | 2.00e-06 | 1.000000 | row cosine >= 0.99999 (met) | True |" in md
+    assert "| fp16 | failed: RuntimeError: no fp16 kernels" in md
+    assert '- score-onnx-cuda: backend {"name": "onnx"}' in md and "score-trt-cuda: _missing_" in md
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_tools.py"), "report"], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage:" in bad.stderr
