@@ -51,7 +51,9 @@ survivors are re-ranked exactly in float64 (L2 unexpanded) and a certificate bas
 error bound proves that nothing outside the candidates can enter; when it cannot, that row / column /
 group is recomputed exactly over its whole range. So every top-k, group best and tie is the exact result
 for the float64 scores rounded to float32, ordered by value with ties to the LOWER index, identical across
-tile sizes, thread counts, shards, the extension and the fallback. Values are float32. Statistics are
+tile sizes, thread counts, shards, the extension and the fallback. The bound covers the GPU's tensor cores
+(truncating accumulation) and float32 underflow: rows of tiny magnitude (~1e-19 and below, cosine included)
+stay exact - their products underflow, so they go through the exact recheck (slower, never wrong). Values are float32. Statistics are
 accumulated in float64 (per-tile two-pass moments, Chan-merged) from the float32 GEMM scores, so across
 tile sizes, shards and backends they agree to the float32 rounding of the scores (~1e-7 of the scores'
 scale; MKL rounds a score's last bit differently for different tile shapes), and against float64 brute

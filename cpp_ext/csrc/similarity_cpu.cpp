@@ -449,11 +449,13 @@ struct TileArgs {
 };
 
 // The fused epilogue of one tile (hot: compiled for AVX2 and for the baseline).
+// Row by row: the row's keys are made in place and scanned while the row (2 KiB) is in L1, instead of a
+// keys pass over the whole tile (1 MiB, L2) followed by a scan pass (one L2 round trip less per element).
 FPRT_CLONES void process_tile(const TileArgs& a) {
-  to_keys(a.metric, a.c, a.mt, a.nt, a.q_aux, a.r_aux);
   for (int64_t rr = 0; rr < a.mt; ++rr) {
     const int64_t i = a.i0 + rr;
-    const float* s = a.c + rr * a.nt;
+    float* s = a.c + rr * a.nt;
+    to_keys(a.metric, s, 1, a.nt, a.q_aux + rr, a.r_aux);
     if (a.kr) scan_row(s, a.nt, a.j0, a.rv + i * a.kr, a.ri + i * a.kr, a.kr);
     if (a.kc) scan_cols(s, a.nt, i, a.cv + a.j0 * a.kc, a.ci + a.j0 * a.kc, a.cthr + a.j0, a.kc);
     if (a.G > 0)
