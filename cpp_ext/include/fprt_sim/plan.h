@@ -39,8 +39,8 @@ inline Tiles gpu_tiles(int64_t M, int64_t N, int64_t tile_m, int64_t tile_n) {
 
 // CPU scheduling: threads pull work units (query blocks) from a counter. Without statistics every block
 // is its own unit (a thread idles at most one block at the end); with statistics each unit keeps
-// per-column moments (N x 40 bytes), so units are merged into at most what fits 64 MiB (and at least 4
-// per thread when that allows). Returns the number of units (blocks are spread evenly over them).
+// per-column moments (N x 40 bytes), so there are only as many units as fit 64 MiB of them, but never
+// fewer than 4 per thread (the earlier fixed count). Returns the number of units (blocks spread evenly).
 inline int64_t cpu_work_units(int64_t blocks, int64_t N, bool stats, int threads) {
   if (!stats) return blocks;
   const int64_t by_memory = std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(1, N * 40));
