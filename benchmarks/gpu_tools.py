@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -47,16 +48,23 @@ REPORT_RESERVE = 15
 DEFAULT_BUDGET = 480
 
 
+def _time_scale() -> float:
+    """FPRT_GPU_TIME_SCALE shrinks every estimate, minimum and the reserve (tests run gpu.sh's budget logic in
+    seconds with stand-in commands); 1 otherwise."""
+    return float(os.environ.get("FPRT_GPU_TIME_SCALE") or 1.0)
+
+
 def step_limit(step: str, elapsed: float, budget: float) -> tuple[bool, int, str]:
     """(run?, timeout in seconds, why not): a step gets at most twice its estimate and never more than the
     budget left after the report's reserve; it is skipped when that is below its minimum."""
     table = {name: (est, least) for name, est, least, _ in STEPS}
     if step not in table:
         raise ValueError(f"unknown step {step!r}: expected one of {', '.join(table)}")
-    est, least = table[step]
-    left = budget - elapsed - REPORT_RESERVE
+    scale = _time_scale()
+    est, least = table[step][0] * scale, table[step][1] * scale
+    left = budget - elapsed - REPORT_RESERVE * scale
     limit = int(min(2 * est, left))
-    if limit < least:
+    if limit < max(least, 1):
         return False, 0, f"time budget: {max(0, int(left))} s left of {int(budget)} s, the step needs at least {least} s"
     return True, limit, ""
 
@@ -66,8 +74,9 @@ def schedule(budget: float) -> list[tuple[str, str]]:
     elapsed, out = 0.0, []
     for name, est, _, _ in STEPS:
         ok, limit, why = step_limit(name, elapsed, budget)
+        est = est * _time_scale()
         if ok:
-            out.append((name, f"run, limit {limit} s (estimate {est} s)"))
+            out.append((name, f"run, limit {limit} s (estimate {est:g} s)"))
             elapsed += min(est, limit)
         else:
             out.append((name, f"skip: {why}"))

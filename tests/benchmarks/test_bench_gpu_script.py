@@ -89,6 +89,53 @@ def test_time_budget_limits_each_step_and_skips_what_cannot_fit():
     assert run.stdout.strip() == "run 120"
 
 
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for the interpreter gpu.sh runs: a "GPU" in the check, instant build / tests / demo / score, and
+# a TensorRT step and a similarity benchmark that hang until gpu.sh's timeout stops them.
+REAL="{real}"
+if [[ "$1" == *gpu_tools.py ]]; then
+    case "$2" in
+        check) echo "CUDA_HOME=/fake/cuda"; echo "ARCHS=8.0;9.0+PTX"; echo "GPU=Fake GPU"; echo "CAPABILITY=9.0"; exit 0 ;;
+        build-ext|demo|score) echo "fake $2"; exit 0 ;;
+        trt-parity) exec sleep 100 ;;
+    esac
+    exec "$REAL" "$@"
+fi
+if [[ "$1 $2" == "-m pytest" ]]; then
+    if [[ "$*" == *bench_similarity* ]]; then exec sleep 100; fi
+    echo "fake pytest -m gpu"; exit 0
+fi
+exec "$REAL" "$@"
+"""
+
+
+def test_real_run_stops_cleanly_at_the_time_budget(tmp_path):
+    """gpu.sh's real path with stand-in commands and estimates shrunk 20x (FPRT_GPU_TIME_SCALE): hanging steps
+    are stopped at their limits, a step that no longer fits is skipped, and the run still ends with GPU.md
+    within the budget."""
+    import time
+
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON.format(real=sys.executable))
+    fake.chmod(0o755)
+    out = tmp_path / "results"
+    env = {**os.environ, "FPRT_NO_PROGRESS": "1", "FPRT_GPU_TIME_SCALE": "0.05"}
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(SCRIPT), "--out", str(out), "--budget", "12", "--python", str(fake)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    wall = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a step timed out
+    steps = {row.split("\t")[0]: row.split("\t")[1:] for row in (out / "steps.tsv").read_text().splitlines()}
+    assert [steps[s][0] for s in ("build", "gpu-tests", "demo")] == ["ok", "ok", "ok"]
+    assert steps["tensorrt"][0] == "timed out" and steps["tensorrt"][2] in ("stopped at its 7 s limit", "stopped at its 6 s limit")
+    assert steps["similarity"][0] == "timed out"
+    assert steps["score"][0] == "skipped" and steps["score"][2].startswith("time budget:")
+    assert sum(int(v[1]) for v in steps.values()) <= 12  # the steps kept to the budget
+    assert wall < 60  # budget + the import check and the report, with room for a loaded machine
+    md = (out / "GPU.md").read_text()
+    assert "| tensorrt | timed out |" in md and "| score | skipped | 0 | time budget:" in md and "budget: 12 s" in md
+
+
 def test_report_lists_what_is_there_and_what_is_missing(tmp_path):
     """GPU.md from a results folder: the similarity ratios with the issue's goals, and missing parts named as missing."""
     (tmp_path / "run.txt").write_text("date: 2026-01-01\ngpu: test GPU\n")
