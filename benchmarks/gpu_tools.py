@@ -65,7 +65,7 @@ def step_limit(step: str, elapsed: float, budget: float) -> tuple[bool, int, str
     left = budget - elapsed - REPORT_RESERVE * scale
     limit = int(min(2 * est, left))
     if limit < max(least, 1):
-        return False, 0, f"time budget: {max(0, int(left))} s left of {int(budget)} s, the step needs at least {least} s"
+        return False, 0, f"time budget: {max(0, int(left))} s left of {int(budget)} s, the step needs at least {max(least, 1):g} s"
     return True, limit, ""
 
 
