@@ -1,7 +1,8 @@
 """Bad image files: find them all up front, then stop or skip (``--on-error stop|skip``).
 
 A bad file (0 bytes, not an image, truncated or corrupt, unsupported mode, unreadable DICOM, over
-the decompression-bomb limit) must never crash a run half-way. The policy:
+the decompression-bomb limit, no read permission, deleted during the run, a dangling symbolic link or
+a link loop) must never crash a run half-way. The policy:
 
 - ``on_error="stop"`` (default): ``screen_files`` checks every file *before any model work* and raises
   one ``BadFilesError`` listing every bad file with its reason.
@@ -68,27 +69,33 @@ def reason_of(path: Path, exc: DataError) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def check_one(path: str | os.PathLike, *, level: str = "decode", window=None) -> BadFile | None:
-    """None when ``path`` is usable, else a ``BadFile`` saying why."""
+def check_one(path: str | os.PathLike, *, level: str = "decode", window=None, data: bytes | None = None) -> BadFile | None:
+    """None when ``path`` is usable, else a ``BadFile`` saying why.
+
+    The file is read once (``data``: its bytes, when the caller has read them already); a file that
+    cannot be read (permission, vanished, dangling link, link loop) is a bad file like a corrupt one.
+    """
     from fprt.data.decode import decode_image
+    from fprt.data.files import read_file
 
     path = Path(path)
     try:
+        data = read_file(path) if data is None else data
         if level == "decode":
-            decode_image(path, window=window)
+            decode_image(path, window=window, data=data)
         else:
-            _verify(path, window)
+            _verify(path, data, window)
     except DataError as exc:
         return BadFile(path, reason_of(path, exc))
     return None
 
 
-def _verify(path: Path, window=None) -> None:
+def _verify(path: Path, data: bytes, window=None) -> None:
     from fprt.data import decode
 
-    info = decode.inspect_image(path)  # size, mode, bomb guard, DICOM header
+    info = decode.inspect_image(path, data=data)  # size, mode, bomb guard, DICOM header
     if info.format == "DICOM":
-        ds = decode._read_dicom(path)
+        ds = decode._read_dicom(path, data=data)
         decode._check_dicom_header(path, ds)
         expected = int(ds.Rows) * int(ds.Columns) * ((int(ds.get("BitsAllocated", 8)) + 7) // 8)
         data = ds.get("PixelData")
@@ -102,7 +109,7 @@ def _verify(path: Path, window=None) -> None:
         raise DataError(f"{path}: unsupported image mode {info.mode!r} ({info.format})")
     if info.mode == "F" and window is None:
         raise DataError(f"{path}: 32-bit float image (mode 'F'); fprt does not guess a float image's range: pass a window")
-    im = decode._open_pil(path)
+    im = decode._open_pil(path, data)
     with im:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
