@@ -33,6 +33,7 @@ metric; the best epoch's weights are what ``model.safetensors`` holds.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ import torch
 from torch.nn import functional as F
 
 from fprt import __version__
-from fprt.errors import FprtError, ModelError
+from fprt.errors import DataError, FprtError, ModelError
 from fprt.modelmeta import ModelMeta
 from fprt.preprocess import Preprocess
 from fprt.trainer.augment import copy_transform
@@ -467,10 +468,53 @@ def _resolve(cfg: TrainConfig):
         margin=float(cfg.margin if cfg.margin is not None else d.get("margin", 1.0)),
         head=cfg.head if cfg.head is not None else d.get("head"),
     )
-    for name in ("epochs", "batch_size"):
-        if getattr(resolved, name) < 1:
-            raise FprtError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(resolved, name)}")
+    _check_numbers(resolved)
     return spec, resolved
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    """``FprtError`` naming the option when a number is out of its range (before any data is read)."""
+    for name in ("epochs", "batch_size", "mined_per_anchor", "eval_batch_size"):
+        if int(getattr(cfg, name)) < 1:
+            raise FprtError(f"{_option(name)} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("steps_per_epoch", "size", "channels"):
+        value = getattr(cfg, name)
+        if value is not None and int(value) < 1:
+            raise FprtError(f"{_option(name)} must be at least 1, got {value}")
+    if cfg.patience is not None and cfg.patience < 0:
+        raise FprtError(f"--patience must be 0 (off) or more, got {cfg.patience}")
+    if cfg.seed < 0:
+        raise FprtError(f"--seed must be 0 or more, got {cfg.seed}")
+    if not math.isfinite(cfg.lr) or cfg.lr <= 0:
+        raise FprtError(f"--lr must be a finite number above 0 (e.g. 1e-4), got {cfg.lr}")
+    if not math.isfinite(cfg.margin):
+        raise FprtError(f"--margin must be a finite number, got {cfg.margin}")
+
+
+def check_split(data: TaskData, source: str | Path = "--data") -> None:
+    """``DataError`` naming every class with too few images to hold some out for validation.
+
+    The split is stratified over the generated images (subsets) or the real images (membership),
+    so each class there needs two: one to train on, one to validate. Subsets also need a real image
+    per class (the pairs' partners and the class centroids)."""
+    names = list(data.class_names)
+    split_labels, what = (data.generated_labels, "generated") if data.task == "subsets" else (data.real_labels, "real")
+    counts = np.bincount(split_labels, minlength=len(names))
+    short = [f"{names[k]!r} has {int(n)} {what} image(s)" for k, n in enumerate(counts) if n < 2]
+    if data.task == "subsets":
+        real = np.bincount(data.real_labels, minlength=len(names))
+        short += [f"{names[k]!r} has no real image" for k, n in enumerate(real) if n < 1]
+    elif len(data.generated) < 1:
+        short.append("there are no generated images")
+    if short:
+        raise DataError(
+            f"{source}: too few images to split for validation: {'; '.join(short)}. Each class needs at least 2 "
+            f"{what} images (one to train on, one to validate); add images or merge classes"
+        )
 
 
 def _model_kwargs(spec, cfg: TrainConfig, preprocess: Preprocess, n_classes: int) -> dict:
@@ -505,6 +549,19 @@ def _config_doc(resolved: TrainConfig, preprocess: Preprocess, data: TaskData, m
     train["preprocess"] = preprocess.to_dict()
     train["model_kwargs"] = model_kwargs
     return {"train": train, "data": data.summary, "seed": resolved.seed, "fprt_version": __version__}
+
+
+def _saved_train_args(run: RunFolder) -> dict:
+    """The ``train`` arguments of the run's config.json; ``ModelError`` naming the file when its shape is wrong."""
+    saved = run.read_config()
+    train = saved.get("train") if isinstance(saved, dict) else None
+    if not isinstance(train, dict):
+        got = type(saved).__name__ if not isinstance(saved, dict) else f"'train' = {type(train).__name__}"
+        raise ModelError(
+            f"{run.config}: not an fprt training config (expected a JSON object with a 'train' object of "
+            f"arguments, got {got}); restore the run's config.json or start a new --out"
+        )
+    return train
 
 
 def _check_resume(saved: dict, now: dict, out: Path) -> None:
@@ -549,12 +606,12 @@ def train(
     if cfg.task is not None and cfg.task != task_data.task:
         raise FprtError(f"--task {cfg.task}: the data holds a {task_data.task} dataset")
     cfg = replace(cfg, task=task_data.task)
+    check_split(task_data, f"--data {data}" if not isinstance(data, TaskData) else "the training data")
     n_classes = len(task_data.class_names)
     model_kwargs = _model_kwargs(spec, cfg, preprocess, n_classes)
     doc = _config_doc(cfg, preprocess, task_data, model_kwargs)
     if resume:
-        saved = run.read_config()
-        _check_resume(saved.get("train", {}), doc["train"], Path(out))
+        _check_resume(_saved_train_args(run), doc["train"], Path(out))
 
     torch.manual_seed(cfg.seed)
     model = create_model(spec.name, weights=cfg.weights, **model_kwargs).to(device)
