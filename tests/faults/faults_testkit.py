@@ -76,3 +76,35 @@ def subsets_tree(root: Path, *, real: dict[str, int], generated: dict[str, int],
         png(root / "test" / "generated_unknown" / f"u{i:03d}.png", 40 + 30 * (i % 3), size, seed=n)
         n += 1
     return root
+
+
+def make_unreadable(path: Path, monkeypatch) -> Path:
+    """Take away read permission on ``path``. Root reads every file whatever its mode, so there the
+    file's ``open`` is made to fail with EACCES exactly as it fails for a user without permission."""
+    import builtins
+    import errno
+    import os
+
+    path.chmod(0)
+    if not os.access(path, os.R_OK):
+        return path
+    real_open = builtins.open
+    target = os.path.realpath(path)
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and os.path.realpath(file) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    return path
+
+
+def small_membership_case(root: Path):
+    """A membership dataset (train + test, 32×32) and a small ONNX model scoring it: (data, model)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from runtime_testkit import make_membership_data, make_onnx
+
+    data = make_membership_data(root / "data", n_real=8, n_gen=10)
+    model, _, _ = make_onnx(root / "m.onnx", task="membership", metric="cosine")
+    return data, model
