@@ -135,6 +135,34 @@ class _Session:
         return outs
 
 
+def check_graph_fits_meta(session: _Session, meta: ModelMeta) -> None:
+    """``ModelError`` naming the file when its metadata disagrees with its graph: the image inputs'
+    size and channels against ``meta.preprocess``, the embedding width against ``embedding_dim`` and
+    the centroids."""
+    size, channels = meta.preprocess.size, meta.preprocess.channels
+    for name, node in session.inputs.items():
+        if not name.startswith("image"):
+            continue
+        dims = list(node.shape)
+        want_c = 1 if node.type == "tensor(uint8)" else channels
+        fixed = [d if isinstance(d, int) else None for d in dims[1:]]
+        if len(dims) != 4 or any(d is not None and d != w for d, w in zip(fixed, (want_c, size, size))):
+            raise ModelError(
+                f"{session.path}: input {name!r} has shape {dims} but the file's metadata says preprocess "
+                f"size {size}, {want_c} channel(s) (N×{want_c}×{size}×{size}); the metadata does not belong to this graph"
+            )
+    out = session.outputs.get("embedding")
+    width = out.shape[-1] if out is not None and out.shape and isinstance(out.shape[-1], int) else None
+    if width is None:
+        return
+    if meta.embedding_dim is not None and meta.embedding_dim != width:
+        raise ModelError(f"{session.path}: the graph's embedding has {width} values, its metadata says embedding_dim {meta.embedding_dim}")
+    if meta.centroids is not None and len(meta.centroids[0]) != width:
+        raise ModelError(
+            f"{session.path}: centroids of {len(meta.centroids[0])} values in the metadata, but the graph's embedding has {width}"
+        )
+
+
 def _torch_to_np(dtype):
     import torch
 
@@ -191,6 +219,8 @@ class OnnxBackend(Backend):
                 f"{self.embed_session.path}: a {self.meta.kind!r} model must have output(s) {list(self.image_outputs)}; "
                 f"it has {list(self.embed_session.outputs)}"
             )
+        for session in {id(self.main): self.main, id(self.embed_session): self.embed_session}.values():
+            check_graph_fits_meta(session, self.meta)
         self.input_names = tuple(self.main.inputs)
         self.output_names = tuple(self.main.outputs)
         self.uint8_input = self.embed_session.input_dtype("image") == np.uint8
