@@ -46,7 +46,6 @@ CASES = {
     "class_names_not_a_list": (_set(class_names="t1,t2,t3"), "class_names"),
     "centroids_of_the_wrong_size": (_set(centroids=[[0.0] * 5] * 3), "centroids"),
     "centroids_unlike_the_graph": (_set(centroids=[[0.0] * 5] * 3, embedding_dim=None), "centroids"),
-    "centroids_fewer_than_classes": (_set(centroids=[[0.0] * 16] * 2), "centroids"),
     "duplicate_class_names": (_set(class_names=["t1", "t1", "t2"]), "duplicates"),
     "class_name_with_comma": (_set(class_names=["t1", "t,2", "t3"]), "comma"),
     "class_name_with_quote": (_set(class_names=["t1", 't"2', "t3"]), "quote"),
