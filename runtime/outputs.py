@@ -224,7 +224,8 @@ def _fmt(v: Any) -> str:
 
 
 def write_scores_csv(path: Path, rows: dict[str, Sequence[Any]]) -> Path:
-    """Columns in ``rows`` order; lists inside a cell are joined with ';'."""
+    """Columns in ``rows`` order; lists inside a cell are joined with ';'. A file name that is not
+    UTF-8 (a reference image named in ``neighbours``) is written with its odd bytes as ``\\xNN``."""
     names = list(rows)
     n = len(rows[names[0]]) if names else 0
     buf = io.StringIO()
@@ -239,7 +240,7 @@ def write_scores_csv(path: Path, rows: dict[str, Sequence[Any]]) -> Path:
             else:
                 out.append(_fmt(v))
         w.writerow(out)
-    return atomic_write_text(path, buf.getvalue())
+    return atomic_write_text(path, shown(buf.getvalue()))
 
 
 # ---------------------------------------------------------------------------------------- metrics + plots

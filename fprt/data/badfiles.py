@@ -200,8 +200,8 @@ def write_bad_file_report(bad: Iterable[BadFile], path: str | os.PathLike) -> Pa
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason"])
-        for b in bad:
-            writer.writerow([str(b.path), b.reason])
+        for b in bad:  # a path that is not UTF-8 keeps its odd bytes as \xNN
+            writer.writerow([os.fsencode(str(b.path)).decode("utf-8", "backslashreplace"), b.reason])
     return Path(path)
 
 

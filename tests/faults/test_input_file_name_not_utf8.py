@@ -64,3 +64,15 @@ def test_check_ids_names_every_such_file(tmp_path):
     paths = [tmp_path / "a.png", Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/b\xff.png")), tmp_path / "c.png"]
     with pytest.raises(DataError, match=r"1 test image file name\(s\) are not valid UTF-8.*b\\xff\.png"):
         check_ids(paths, RunCsvFormat())
+
+
+def test_reference_image_named_in_scores_csv_is_written_escaped(case, tmp_path):
+    """A reference image is never an id; it appears in scores.csv's neighbours, its odd byte as \\xNN."""
+    from fprt.runtime import score
+
+    data, model = case
+    _latin1_name(data / "train" / "real" / "t1", "r0_000.png")
+    r = score(model, data, tmp_path / "out", cache=tmp_path / "cache", progress=False, method="knn")
+    text = (tmp_path / "out" / "scores.csv").read_bytes().decode("utf-8")  # valid UTF-8 throughout
+    assert "caf\\xe9_r0_000.png" in text
+    assert (tmp_path / "out" / "run.csv").exists() and r.summary["counts"]
