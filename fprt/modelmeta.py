@@ -117,6 +117,9 @@ class ModelMeta:
         for name in ("model_kwargs", "extra"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"ModelMeta.{name} must be an object, got {type(getattr(self, name)).__name__}")
+        for key, want in (("input_size", self.preprocess.size), ("in_chans", self.preprocess.channels)):
+            if key in self.model_kwargs and self.model_kwargs[key] != want:
+                raise ValueError(f"ModelMeta.model_kwargs[{key!r}] is {self.model_kwargs[key]!r} but preprocess says {want}")
         if self.head is not None and not isinstance(self.head, dict):
             raise ValueError(f"ModelMeta.head must be an object or null, got {type(self.head).__name__}")
         if self.embedding_dim is not None and (not _is_int(self.embedding_dim) or self.embedding_dim < 1):

@@ -94,3 +94,23 @@ def test_export_reader_refuses_it_naming_the_file(case):
     bad = craft(model, root / "dupes_for_export.onnx", CASES["duplicate_class_names"][0])
     with pytest.raises(ModelError, match=f"{bad}.*duplicates"):
         load_onnx_meta(bad)
+
+
+@pytest.mark.parametrize("name", ["duplicate_class_names", "preprocess_not_an_object", "class_name_with_comma"])
+def test_torch_checkpoint_refuses_it_naming_the_file(name, tmp_path):
+    """The same schema guards a trainer checkpoint (model.safetensors carrying the metadata)."""
+    from fprt.modelmeta import ModelMeta
+    from fprt.preprocess import Preprocess
+    from fprt.trainer.checkpoint import META_KEY, load_checkpoint, load_tensors, save_tensors
+
+    import fprt.trainer as trainer
+
+    model = trainer.create_model("siamese_cnn", input_size=64)
+    meta = ModelMeta(model="siamese_cnn", kind="embedding", task="subsets", preprocess=Preprocess(64),
+                     class_names=["t1", "t2", "t3"], model_kwargs={"input_size": 64})
+    weights = tmp_path / "model.safetensors"
+    save_tensors(weights, dict(model.state_dict()), {META_KEY: json.dumps(CASES[name][0](meta.to_dict()))})
+    assert META_KEY in load_tensors(weights)[1]
+    with pytest.raises(ModelError) as err:
+        load_checkpoint(weights)
+    assert str(weights) in str(err.value) and CASES[name][1] in str(err.value)
