@@ -198,6 +198,9 @@ def load_task_data(
             raise DataError(f"--data {root}: membership classes are {classes}, expected {list(MEMBERSHIP_CLASSES)}")
         gen_paths = [p for paths in layout.generated.values() for p in paths]
         gen_labels = [1] * len(gen_paths)
+    from fprt.trainer.pairs import check_split_counts
+
+    check_split_counts(layout.task, classes, real_labels, gen_labels, f"--data {root}")  # before decoding anything
     kw = dict(cache=cache, cache_bytes=cache_bytes, workers=workers, progress=progress)
     real = ImagePool(real_paths, preprocess, desc="decode real", **kw)
     generated = ImagePool(gen_paths, preprocess, desc="decode generated", **kw)

@@ -44,7 +44,7 @@ import torch
 from torch.nn import functional as F
 
 from fprt import __version__
-from fprt.errors import DataError, FprtError, ModelError
+from fprt.errors import FprtError, ModelError
 from fprt.modelmeta import ModelMeta
 from fprt.preprocess import Preprocess
 from fprt.trainer.augment import copy_transform
@@ -54,7 +54,7 @@ from fprt.trainer.distances import get_distance
 from fprt.trainer.losses import ContrastiveLoss
 from fprt.trainer.miners import HardNegativeMiner
 from fprt.trainer.models import FAMILIES, create_model, get_spec
-from fprt.trainer.pairs import Pairs, epoch_pairs, validation_split
+from fprt.trainer.pairs import Pairs, check_split_counts, epoch_pairs, validation_split
 
 log = logging.getLogger("fprt.trainer")
 
@@ -496,25 +496,8 @@ def _check_numbers(cfg: TrainConfig) -> None:
 
 
 def check_split(data: TaskData, source: str | Path = "--data") -> None:
-    """``DataError`` naming every class with too few images to hold some out for validation.
-
-    The split is stratified over the generated images (subsets) or the real images (membership),
-    so each class there needs two: one to train on, one to validate. Subsets also need a real image
-    per class (the pairs' partners and the class centroids)."""
-    names = list(data.class_names)
-    split_labels, what = (data.generated_labels, "generated") if data.task == "subsets" else (data.real_labels, "real")
-    counts = np.bincount(split_labels, minlength=len(names))
-    short = [f"{names[k]!r} has {int(n)} {what} image(s)" for k, n in enumerate(counts) if n < 2]
-    if data.task == "subsets":
-        real = np.bincount(data.real_labels, minlength=len(names))
-        short += [f"{names[k]!r} has no real image" for k, n in enumerate(real) if n < 1]
-    elif len(data.generated) < 1:
-        short.append("there are no generated images")
-    if short:
-        raise DataError(
-            f"{source}: too few images to split for validation: {'; '.join(short)}. Each class needs at least 2 "
-            f"{what} images (one to train on, one to validate); add images or merge classes"
-        )
+    """``DataError`` naming every class with too few images to split for validation (``check_split_counts``)."""
+    check_split_counts(data.task, data.class_names, data.real_labels, data.generated_labels, source)
 
 
 def _model_kwargs(spec, cfg: TrainConfig, preprocess: Preprocess, n_classes: int) -> dict:
