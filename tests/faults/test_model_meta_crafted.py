@@ -114,3 +114,14 @@ def test_torch_checkpoint_refuses_it_naming_the_file(name, tmp_path):
     with pytest.raises(ModelError) as err:
         load_checkpoint(weights)
     assert str(weights) in str(err.value) and CASES[name][1] in str(err.value)
+
+
+@pytest.mark.parametrize("embed_info", ["model.embed.onnx", {"file": "../../elsewhere.onnx", "sha256": "00"}, {"file": "x.onnx"}])
+def test_pair_model_embed_record_of_the_wrong_shape_names_the_file(embed_info, tmp_path):
+    from fprt.export.metadata import load_embed_meta
+
+    model, _, _ = make_onnx(tmp_path / "p.onnx", kind="pair", task="membership")
+    bad = craft(model, tmp_path / "crafted.onnx",
+                lambda d: {**d, "extra": {**d.get("extra", {}), "export": {"embed_onnx": embed_info}}})
+    with pytest.raises(ModelError, match=f"{bad}: corrupt metadata: extra.export.embed_onnx"):
+        load_embed_meta(bad)
