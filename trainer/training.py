@@ -489,8 +489,8 @@ def _check_numbers(cfg: TrainConfig) -> None:
         raise FprtError(f"--patience must be 0 (off) or more, got {cfg.patience}")
     if cfg.seed < 0:
         raise FprtError(f"--seed must be 0 or more, got {cfg.seed}")
-    if not math.isfinite(cfg.lr) or cfg.lr <= 0:
-        raise FprtError(f"--lr must be a finite number above 0 (e.g. 1e-4), got {cfg.lr}")
+    if not math.isfinite(cfg.lr) or cfg.lr < 0:  # 0 is allowed: a frozen run (torch's Adam accepts it)
+        raise FprtError(f"--lr must be a finite number >= 0 (e.g. 1e-4), got {cfg.lr}")
     if not math.isfinite(cfg.margin):
         raise FprtError(f"--margin must be a finite number, got {cfg.margin}")
 
