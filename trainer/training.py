@@ -558,6 +558,21 @@ def _check_resume(saved: dict, now: dict, out: Path) -> None:
                         "resume with the same arguments or start a new --out")
 
 
+def check_training_inputs(data: str | Path | TaskData, config: TrainConfig | None = None, **overrides: Any):
+    """``(model spec, resolved config)`` once every argument is in range and the data has enough
+    images per class to split — checked before any folder is made or image decoded (``FprtError``
+    naming the option, folder or class otherwise)."""
+    cfg = replace(config or TrainConfig(), **overrides)
+    spec, cfg = _resolve(cfg)
+    if isinstance(data, TaskData):
+        check_split(data, "the training data")
+    else:
+        from fprt.trainer.datasets import training_files
+
+        training_files(data, task=cfg.task)
+    return spec, cfg
+
+
 def train(
     data: str | Path | TaskData,
     out: str | Path,
@@ -569,8 +584,7 @@ def train(
 ) -> TrainResult:
     """Train a model on ``data`` (a dataset folder or ``TaskData``) into the run folder ``out``."""
     started = time.perf_counter()
-    cfg = replace(config or TrainConfig(), **overrides)
-    spec, cfg = _resolve(cfg)
+    spec, cfg = check_training_inputs(data, config, **overrides)
     preprocess = resolve_preprocess(spec, cfg)
     run = RunFolder(out)
     if run.is_started() and not resume:
@@ -589,7 +603,6 @@ def train(
     if cfg.task is not None and cfg.task != task_data.task:
         raise FprtError(f"--task {cfg.task}: the data holds a {task_data.task} dataset")
     cfg = replace(cfg, task=task_data.task)
-    check_split(task_data, f"--data {data}" if not isinstance(data, TaskData) else "the training data")
     n_classes = len(task_data.class_names)
     model_kwargs = _model_kwargs(spec, cfg, preprocess, n_classes)
     doc = _config_doc(cfg, preprocess, task_data, model_kwargs)
