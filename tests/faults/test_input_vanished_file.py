@@ -50,3 +50,30 @@ def test_screening_reports_it_with_its_reason(tmp_path):
     good, bad = screen_files(paths, "skip", workers=1, report=tmp_path / "bad.csv")
     assert good == [paths[0], paths[2]]
     assert [(b.path, b.reason) for b in bad] == [(paths[1], REASON)]
+
+
+def test_score_treats_a_file_deleted_after_listing_as_a_bad_file(tmp_path, monkeypatch):
+    """``fprt score`` lists the data, then the file goes (another process cleans up) before it is read."""
+    import fprt.data
+    from faults_testkit import small_membership_case
+
+    from fprt.data.badfiles import read_bad_file_report
+    from fprt.runtime import score
+
+    data, model = small_membership_case(tmp_path)
+    gone = sorted((data / "test" / "generated").iterdir())[4]
+    real_discover = fprt.data.discover
+
+    def discover_then_delete(root, *args, **kwargs):
+        layout = real_discover(root, *args, **kwargs)
+        if gone.exists():
+            gone.unlink()
+        return layout
+
+    monkeypatch.setattr(fprt.data, "discover", discover_then_delete)
+    with pytest.raises(DataError) as err:
+        score(model, data, tmp_path / "stop", cache=tmp_path / "cache", progress=False)
+    assert f"{gone}: {REASON}" in str(err.value)
+    png(gone, 10)  # back for the next listing, which loses it again
+    score(model, data, tmp_path / "skip", cache=tmp_path / "cache", on_error="skip", progress=False)
+    assert [(b.path.name, b.reason) for b in read_bad_file_report(tmp_path / "skip" / "bad_files.csv")] == [(gone.name, REASON)]
