@@ -38,7 +38,12 @@ class BadFile:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{printable_path(self.path)}: {self.reason}"
+
+
+def printable_path(path: str | os.PathLike) -> str:
+    """``path`` as text any console and UTF-8 file can take: bytes of a name that are not UTF-8 appear as ``\\xNN``."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 class BadFilesError(DataError):
@@ -201,7 +206,7 @@ def write_bad_file_report(bad: Iterable[BadFile], path: str | os.PathLike) -> Pa
         writer = csv.writer(fh)
         writer.writerow(["path", "reason"])
         for b in bad:  # a path that is not UTF-8 keeps its odd bytes as \xNN
-            writer.writerow([os.fsencode(str(b.path)).decode("utf-8", "backslashreplace"), b.reason])
+            writer.writerow([printable_path(b.path), b.reason])
     return Path(path)
 
 

@@ -76,3 +76,19 @@ def test_reference_image_named_in_scores_csv_is_written_escaped(case, tmp_path):
     text = (tmp_path / "out" / "scores.csv").read_bytes().decode("utf-8")  # valid UTF-8 throughout
     assert "caf\\xe9_r0_000.png" in text
     assert (tmp_path / "out" / "run.csv").exists() and r.summary["counts"]
+
+
+def test_bad_file_with_such_a_name_is_reported_printably(case, tmp_path):
+    """A reference image that is both badly named and broken: the error line and bad_files.csv show \\xNN."""
+    from fprt.runtime import score
+
+    data, model = case
+    folder = data / "train" / "generated" / "gen_t1"
+    broken = Path(os.fsdecode(os.fsencode(str(folder)) + b"/h\xe9.png"))
+    broken.write_bytes(b"not a png")
+    with pytest.raises(DataError) as err:
+        score(model, data, tmp_path / "stop", cache=tmp_path / "cache", progress=False, method="knn")
+    assert "h\\xe9.png: not an image" in str(err.value)
+    score(model, data, tmp_path / "skip", cache=tmp_path / "cache", progress=False, method="knn", on_error="skip")
+    report = (tmp_path / "skip" / "bad_files.csv").read_bytes().decode("utf-8")
+    assert "h\\xe9.png,\"not an image" in report
