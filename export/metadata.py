@@ -164,6 +164,12 @@ def load_embed_meta(path: str | Path) -> tuple[Path, ModelMeta]:
     info = export_info(meta).get("embed_onnx")
     if meta.kind != "pair" or not info:
         raise ModelError(f"{path}: is a {meta.kind!r} model without an embed graph (only pair models have one)")
+    if (not isinstance(info, dict) or not isinstance(info.get("file"), str) or not isinstance(info.get("sha256"), str)
+            or Path(info["file"]).name != info["file"] or info["file"] in ("", ".", "..")):
+        raise ModelError(
+            f"{path}: corrupt metadata: extra.export.embed_onnx must be {{'file': <a file name beside the model>, "
+            f"'sha256': <hex>}}, got {info!r}"
+        )
     embed = path.with_name(info["file"])
     if not embed.exists():
         raise ModelError(f"{path}: its embed graph {embed} is missing; re-export the pair model")

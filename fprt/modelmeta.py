@@ -40,6 +40,46 @@ def larger_is_closer(metric: str) -> bool:
     return metric != "l2"
 
 
+def csv_unsafe(text: str) -> str | None:
+    """Why ``text`` cannot be one field of fprt's CSV files as it stands (None when it can): empty, a
+    comma, a quote, a line break, spaces at either end, or characters UTF-8 cannot encode."""
+    if not text:
+        return "empty"
+    for ch, what in ((",", "a comma"), ('"', "a quote"), ("\n", "a line break"), ("\r", "a carriage return")):
+        if ch in text:
+            return f"holds {what}"
+    if text != text.strip():
+        return "starts or ends with a space"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds bytes that are not UTF-8"
+    return None
+
+
+def _check_class_names(names) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        raise ValueError(f"ModelMeta.class_names must be a list of strings, got {names!r}")
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise ValueError(f"ModelMeta.class_names holds duplicates: {dupes}")
+    for c in names:
+        why = csv_unsafe(c)
+        if why:
+            raise ValueError(f"ModelMeta.class_names: {c!r} {why}; a class name is written as a CSV field (run.csv)")
+    return list(names)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @dataclass
 class ModelMeta:
     model: str
@@ -61,18 +101,48 @@ class ModelMeta:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """The schema: every field of the right type and range (``ValueError`` saying which is not)."""
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"ModelMeta.model must be a non-empty string, got {self.model!r}")
         if isinstance(self.preprocess, dict):
             self.preprocess = Preprocess.from_dict(self.preprocess)
+        if not isinstance(self.preprocess, Preprocess):
+            raise ValueError(f"ModelMeta.preprocess must be an object (size, resize, channels, normalize), got {self.preprocess!r}")
         if self.kind not in KINDS:
             raise ValueError(f"ModelMeta.kind must be one of {KINDS}, got {self.kind!r}")
         if self.task not in TASKS:
             raise ValueError(f"ModelMeta.task must be one of {TASKS}, got {self.task!r}")
         larger_is_closer(self.metric)
-        self.class_names = [str(c) for c in self.class_names]
-        if self.centroids is not None and len(self.centroids) != len(self.class_names):
+        self.class_names = _check_class_names(self.class_names)
+        for name in ("model_kwargs", "extra"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"ModelMeta.{name} must be an object, got {type(getattr(self, name)).__name__}")
+        for key, want in (("input_size", self.preprocess.size), ("in_chans", self.preprocess.channels)):
+            if key in self.model_kwargs and self.model_kwargs[key] != want:
+                raise ValueError(f"ModelMeta.model_kwargs[{key!r}] is {self.model_kwargs[key]!r} but preprocess says {want}")
+        if self.head is not None and not isinstance(self.head, dict):
+            raise ValueError(f"ModelMeta.head must be an object or null, got {type(self.head).__name__}")
+        if self.embedding_dim is not None and (not _is_int(self.embedding_dim) or self.embedding_dim < 1):
+            raise ValueError(f"ModelMeta.embedding_dim must be a positive integer or null, got {self.embedding_dim!r}")
+        if self.threshold is not None and not _is_finite(self.threshold):
+            raise ValueError(f"ModelMeta.threshold must be a finite number or null, got {self.threshold!r}")
+        if self.centroids is not None:
+            self._check_centroids()
+
+    def _check_centroids(self) -> None:
+        rows, k = self.centroids, len(self.class_names)
+        if not isinstance(rows, list) or len(rows) != k:
+            got = len(rows) if isinstance(rows, list) else type(rows).__name__
+            raise ValueError(f"ModelMeta has {got} centroids for {k} classes")
+        dims = {len(r) if isinstance(r, list) else -1 for r in rows}
+        want = self.embedding_dim
+        if len(dims) != 1 or -1 in dims or (want is not None and dims != {want}) or 0 in dims:
             raise ValueError(
-                f"ModelMeta has {len(self.centroids)} centroids for {len(self.class_names)} classes"
+                f"ModelMeta.centroids must be {k} lists of {want or 'the same number of'} numbers "
+                f"(one per class, the embedding size), got lengths {sorted(len(r) if isinstance(r, list) else r for r in rows)}"
             )
+        if not all(_is_finite(v) for r in rows for v in r):
+            raise ValueError("ModelMeta.centroids must hold finite numbers only")
 
     @property
     def larger_is_closer(self) -> bool:
@@ -89,6 +159,8 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
+        if not isinstance(data, dict):
+            raise ValueError(f"ModelMeta must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -96,7 +168,10 @@ class ModelMeta:
         missing = {"model", "kind", "task", "preprocess", "class_names"} - set(data)
         if missing:
             raise ValueError(f"ModelMeta is missing field(s): {sorted(missing)}")
-        return cls(**data)
+        meta = cls(**data)
+        if len(meta.class_names) < 2:  # a model file names the classes it decides between
+            raise ValueError(f"ModelMeta.class_names must name at least 2 classes, got {meta.class_names!r}")
+        return meta
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMeta":

@@ -87,8 +87,22 @@ def render_run_csv(ids: Sequence[str], labels: Sequence[str], fmt: RunCsvFormat)
     return "\n".join(lines) + "\n"
 
 
-def check_ids(paths: Sequence[Path], fmt: RunCsvFormat) -> list[str]:
-    """Ids of the test images as run.csv will spell them; DataError when two collide or one cannot be written."""
+def shown(path: Path | str) -> str:
+    """``path`` as text that can always be printed: bytes that are not UTF-8 appear as ``\\xNN``."""
+    import os
+
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def check_ids(paths: Sequence[Path], fmt: RunCsvFormat, *, classes: Sequence[str] | None = None) -> list[str]:
+    """Ids of the test images as run.csv will spell them; DataError when two collide or one cannot be
+    written (comma, quote, line break, edge spaces, a file name that is not UTF-8). With ``classes``,
+    the class names are checked too (``check_class_names``). Called before any work."""
+    from fprt.modelmeta import csv_unsafe
+
+    check_file_names(paths, "test image")
+    if classes is not None:
+        check_class_names(classes)
     ids = [run_id(p, fmt) for p in paths]
     seen: dict[str, Path] = {}
     clashes, bad = [], []
@@ -96,7 +110,7 @@ def check_ids(paths: Sequence[Path], fmt: RunCsvFormat) -> list[str]:
         if i in seen:
             clashes.append(f"{seen[i].name} and {p.name} → {i!r}")
         seen[i] = p
-        if not i or "," in i or "\n" in i or "\r" in i or i != i.strip() or '"' in i:
+        if csv_unsafe(i):
             bad.append(p.name)
     if clashes:
         raise DataError(
@@ -108,6 +122,35 @@ def check_ids(paths: Sequence[Path], fmt: RunCsvFormat) -> list[str]:
     if bad:
         raise DataError(f"file names that cannot be written as run.csv ids (comma, quote, newline or edge spaces): {bad[:10]}")
     return ids
+
+
+def check_file_names(paths: Sequence[Path], what: str = "image") -> None:
+    """``DataError`` listing every file whose name is not valid UTF-8 (run.csv, scores.csv and
+    summary.json are UTF-8 and name the files): before any work, not while writing the results."""
+    bad = []
+    for p in paths:
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(shown(p))
+    if bad:
+        raise DataError(
+            f"{len(bad)} {what} file name(s) are not valid UTF-8, so fprt's CSV and JSON outputs cannot name them: "
+            + "; ".join(bad[:10]) + (" ..." if len(bad) > 10 else "") + ". Rename them (e.g. convmv -f latin1 -t utf8)"
+        )
+
+
+def check_class_names(classes: Sequence[str], source: str = "the class names") -> None:
+    """``DataError`` when a class name cannot be one CSV field of run.csv/scores.csv (comma, quote,
+    line break, edge spaces, empty, not UTF-8) or appears twice."""
+    from fprt.modelmeta import csv_unsafe
+
+    problems = [f"{shown(c)!r} {why}" for c in classes if (why := csv_unsafe(str(c)))]
+    dupes = sorted({str(c) for c in classes if list(classes).count(c) > 1})
+    if dupes:
+        problems.append(f"duplicates {dupes}")
+    if problems:
+        raise DataError(f"{source}: class names cannot be written to run.csv: {'; '.join(problems)}")
 
 
 def validate_run_csv(path: Path, *, expected_ids: Sequence[str], task: str, classes: Sequence[str], fmt: RunCsvFormat) -> None:
@@ -181,7 +224,8 @@ def _fmt(v: Any) -> str:
 
 
 def write_scores_csv(path: Path, rows: dict[str, Sequence[Any]]) -> Path:
-    """Columns in ``rows`` order; lists inside a cell are joined with ';'."""
+    """Columns in ``rows`` order; lists inside a cell are joined with ';'. A file name that is not
+    UTF-8 (a reference image named in ``neighbours``) is written with its odd bytes as ``\\xNN``."""
     names = list(rows)
     n = len(rows[names[0]]) if names else 0
     buf = io.StringIO()
@@ -196,7 +240,7 @@ def write_scores_csv(path: Path, rows: dict[str, Sequence[Any]]) -> Path:
             else:
                 out.append(_fmt(v))
         w.writerow(out)
-    return atomic_write_text(path, buf.getvalue())
+    return atomic_write_text(path, shown(buf.getvalue()))
 
 
 # ---------------------------------------------------------------------------------------- metrics + plots

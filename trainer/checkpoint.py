@@ -99,6 +99,22 @@ def optimizer_state_from_tensors(tensors: dict[str, torch.Tensor], info: dict[st
 
 
 # ---------------------------------------------------------------------------------------------- run folder
+_STATE_FIELDS = {"epoch": int, "bad_epochs": int, "stopped_early": bool, "history": list}
+
+
+def _check_state_shape(path: Path, state: Any) -> None:
+    """``ModelError`` naming ``path`` unless it holds the resume state ``save_state`` writes."""
+    wrong = [] if isinstance(state, dict) else [f"a JSON object, got {type(state).__name__}"]
+    if not wrong:
+        wrong = [f"{k!r} ({t.__name__})" for k, t in _STATE_FIELDS.items()
+                 if not isinstance(state.get(k), t) or (t is int and isinstance(state.get(k), bool))]
+        if not wrong and state["epoch"] < 0:
+            wrong = ["'epoch' >= 0"]
+    if wrong:
+        raise ModelError(f"{path}: not an fprt resume state (expected {', '.join(wrong)}); "
+                         "delete the run folder's state and start a new --out")
+
+
 class RunFolder:
     """Paths and writers of one training run."""
 
@@ -134,6 +150,7 @@ class RunFolder:
             state = json.loads(self.state.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"{self.state}: cannot read the resume state ({exc})") from exc
+        _check_state_shape(self.state, state)
         tensors, _ = load_tensors(self.last)
         _load_strict(model, tensors, self.last)
         if optimizer is not None and state.get("optimizer") is not None:

@@ -160,18 +160,12 @@ class TaskData:
                    ImagePool.from_pixels(generated_pixels), generated_labels, summary or {})
 
 
-def load_task_data(
-    root: str | Path,
-    preprocess: Preprocess,
-    *,
-    task: str | None = None,
-    workers: int | None = None,
-    cache: bool | None = None,
-    cache_bytes: int = DEFAULT_CACHE_BYTES,
-    progress: bool = False,
-) -> TaskData:
-    """The training part of the dataset at ``root`` (any layout ``fprt.data.discover`` accepts)."""
+def training_files(root: str | Path, *, task: str | None = None):
+    """``(layout, classes, (real paths, labels), (generated paths, labels))`` of the training split at
+    ``root``, checked — task, layout, enough images per class to split for validation — without
+    decoding a single image (``DataError`` naming the folder or class otherwise)."""
     from fprt.data import discover
+    from fprt.trainer.pairs import check_split_counts
 
     layout = discover(root)
     if task is not None and task != layout.task:
@@ -198,6 +192,22 @@ def load_task_data(
             raise DataError(f"--data {root}: membership classes are {classes}, expected {list(MEMBERSHIP_CLASSES)}")
         gen_paths = [p for paths in layout.generated.values() for p in paths]
         gen_labels = [1] * len(gen_paths)
+    check_split_counts(layout.task, classes, real_labels, gen_labels, f"--data {root}")
+    return layout, classes, (real_paths, real_labels), (gen_paths, gen_labels)
+
+
+def load_task_data(
+    root: str | Path,
+    preprocess: Preprocess,
+    *,
+    task: str | None = None,
+    workers: int | None = None,
+    cache: bool | None = None,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+    progress: bool = False,
+) -> TaskData:
+    """The training part of the dataset at ``root`` (any layout ``fprt.data.discover`` accepts)."""
+    layout, classes, (real_paths, real_labels), (gen_paths, gen_labels) = training_files(root, task=task)
     kw = dict(cache=cache, cache_bytes=cache_bytes, workers=workers, progress=progress)
     real = ImagePool(real_paths, preprocess, desc="decode real", **kw)
     generated = ImagePool(gen_paths, preprocess, desc="decode generated", **kw)

@@ -90,3 +90,27 @@ def stratified_split(labels, fraction: float, rng: np.random.Generator, min_per_
 def validation_split(labels, fraction: float, seed: int):
     """The trainer's held-out split: ``stratified_split`` drawn from ``seed`` (the same in every family)."""
     return stratified_split(labels, fraction, np.random.default_rng([int(seed), 104729]))
+
+
+def check_split_counts(task: str, class_names, real_labels, generated_labels, source="--data") -> None:
+    """``DataError`` naming every class with too few images to hold some out for validation.
+
+    The split is stratified over the generated images (subsets) or the real images (membership), so
+    each class there needs two: one to train on, one to validate. Subsets also need a real image per
+    class (the pairs' partners and the class centroids); membership needs generated images."""
+    from fprt.errors import DataError
+
+    names = list(class_names)
+    split_labels, what = (generated_labels, "generated") if task == "subsets" else (real_labels, "real")
+    counts = np.bincount(np.asarray(split_labels, dtype=np.int64), minlength=len(names))
+    short = [f"{names[k]!r} has {int(n)} {what} image(s)" for k, n in enumerate(counts) if n < 2]
+    if task == "subsets":
+        real = np.bincount(np.asarray(real_labels, dtype=np.int64), minlength=len(names))
+        short += [f"{names[k]!r} has no real image" for k, n in enumerate(real) if n < 1]
+    elif len(generated_labels) < 1:
+        short.append("there are no generated images")
+    if short:
+        raise DataError(
+            f"{source}: too few images to split for validation: {'; '.join(short)}. Each class needs at least 2 "
+            f"{what} images (one to train on, one to validate); add images or merge classes"
+        )

@@ -33,6 +33,7 @@ metric; the best epoch's weights are what ``model.safetensors`` holds.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ from fprt.trainer.distances import get_distance
 from fprt.trainer.losses import ContrastiveLoss
 from fprt.trainer.miners import HardNegativeMiner
 from fprt.trainer.models import FAMILIES, create_model, get_spec
-from fprt.trainer.pairs import Pairs, epoch_pairs, validation_split
+from fprt.trainer.pairs import Pairs, check_split_counts, epoch_pairs, validation_split
 
 log = logging.getLogger("fprt.trainer")
 
@@ -467,10 +468,36 @@ def _resolve(cfg: TrainConfig):
         margin=float(cfg.margin if cfg.margin is not None else d.get("margin", 1.0)),
         head=cfg.head if cfg.head is not None else d.get("head"),
     )
-    for name in ("epochs", "batch_size"):
-        if getattr(resolved, name) < 1:
-            raise FprtError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(resolved, name)}")
+    _check_numbers(resolved)
     return spec, resolved
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    """``FprtError`` naming the option when a number is out of its range (before any data is read)."""
+    for name in ("epochs", "batch_size", "mined_per_anchor", "eval_batch_size"):
+        if int(getattr(cfg, name)) < 1:
+            raise FprtError(f"{_option(name)} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("steps_per_epoch", "size", "channels"):
+        value = getattr(cfg, name)
+        if value is not None and int(value) < 1:
+            raise FprtError(f"{_option(name)} must be at least 1, got {value}")
+    if cfg.patience is not None and cfg.patience < 0:
+        raise FprtError(f"--patience must be 0 (off) or more, got {cfg.patience}")
+    if cfg.seed < 0:
+        raise FprtError(f"--seed must be 0 or more, got {cfg.seed}")
+    if not math.isfinite(cfg.lr) or cfg.lr < 0:  # 0 is allowed: a frozen run (torch's Adam accepts it)
+        raise FprtError(f"--lr must be a finite number >= 0 (e.g. 1e-4), got {cfg.lr}")
+    if not math.isfinite(cfg.margin):
+        raise FprtError(f"--margin must be a finite number, got {cfg.margin}")
+
+
+def check_split(data: TaskData, source: str | Path = "--data") -> None:
+    """``DataError`` naming every class with too few images to split for validation (``check_split_counts``)."""
+    check_split_counts(data.task, data.class_names, data.real_labels, data.generated_labels, source)
 
 
 def _model_kwargs(spec, cfg: TrainConfig, preprocess: Preprocess, n_classes: int) -> dict:
@@ -507,6 +534,19 @@ def _config_doc(resolved: TrainConfig, preprocess: Preprocess, data: TaskData, m
     return {"train": train, "data": data.summary, "seed": resolved.seed, "fprt_version": __version__}
 
 
+def _saved_train_args(run: RunFolder) -> dict:
+    """The ``train`` arguments of the run's config.json; ``ModelError`` naming the file when its shape is wrong."""
+    saved = run.read_config()
+    train = saved.get("train") if isinstance(saved, dict) else None
+    if not isinstance(train, dict):
+        got = type(saved).__name__ if not isinstance(saved, dict) else f"'train' = {type(train).__name__}"
+        raise ModelError(
+            f"{run.config}: not an fprt training config (expected a JSON object with a 'train' object of "
+            f"arguments, got {got}); restore the run's config.json or start a new --out"
+        )
+    return train
+
+
 def _check_resume(saved: dict, now: dict, out: Path) -> None:
     diffs = [
         f"{k}: run has {saved.get(k)!r}, now {now.get(k)!r}"
@@ -516,6 +556,21 @@ def _check_resume(saved: dict, now: dict, out: Path) -> None:
     if diffs:
         raise FprtError(f"--resume {out}: the arguments differ from the saved run ({'; '.join(diffs)}); "
                         "resume with the same arguments or start a new --out")
+
+
+def check_training_inputs(data: str | Path | TaskData, config: TrainConfig | None = None, **overrides: Any):
+    """``(model spec, resolved config)`` once every argument is in range and the data has enough
+    images per class to split — checked before any folder is made or image decoded (``FprtError``
+    naming the option, folder or class otherwise)."""
+    cfg = replace(config or TrainConfig(), **overrides)
+    spec, cfg = _resolve(cfg)
+    if isinstance(data, TaskData):
+        check_split(data, "the training data")
+    else:
+        from fprt.trainer.datasets import training_files
+
+        training_files(data, task=cfg.task)
+    return spec, cfg
 
 
 def train(
@@ -529,8 +584,7 @@ def train(
 ) -> TrainResult:
     """Train a model on ``data`` (a dataset folder or ``TaskData``) into the run folder ``out``."""
     started = time.perf_counter()
-    cfg = replace(config or TrainConfig(), **overrides)
-    spec, cfg = _resolve(cfg)
+    spec, cfg = check_training_inputs(data, config, **overrides)
     preprocess = resolve_preprocess(spec, cfg)
     run = RunFolder(out)
     if run.is_started() and not resume:
@@ -553,8 +607,7 @@ def train(
     model_kwargs = _model_kwargs(spec, cfg, preprocess, n_classes)
     doc = _config_doc(cfg, preprocess, task_data, model_kwargs)
     if resume:
-        saved = run.read_config()
-        _check_resume(saved.get("train", {}), doc["train"], Path(out))
+        _check_resume(_saved_train_args(run), doc["train"], Path(out))
 
     torch.manual_seed(cfg.seed)
     model = create_model(spec.name, weights=cfg.weights, **model_kwargs).to(device)

@@ -3,7 +3,9 @@
     from fprt.data import discover, decode_image, iter_batches, check_files, screen_files, read_labels
 
 - ``layout``   — ``discover(root) -> Layout``: which ImageCLEFmedical GANs layout a folder holds
-- ``files``    — which files are images, sorted listings, ``image_id`` (file name without extension)
+- ``files``    — which files are images, sorted listings, ``image_id`` (file name without extension),
+  ``read_file`` / ``file_digest`` (the one way an image file is read: unreadable, vanished, dangling
+  or looping files are a ``DataError`` saying which)
 - ``decode``   — ``decode_image(path) -> H×W uint8`` (PNG 8/16-bit, palette, RGB(A), JPEG, TIFF, DICOM)
 - ``loader``   — ``iter_batches(paths, preprocess, ...)``: ordered batches, bounded memory, a thread pool
 - ``badfiles`` — ``check_files``, ``screen_files`` (the stop/skip policy), ``write_bad_file_report``
@@ -28,6 +30,7 @@ _EXPORTS = {
     "check_files": ".badfiles",
     "decode_image": ".decode",
     "discover": ".layout",
+    "file_digest": ".files",
     "image_id": ".files",
     "inspect_image": ".decode",
     "is_image_file": ".files",
@@ -35,6 +38,7 @@ _EXPORTS = {
     "list_images": ".files",
     "print_summary": ".summary",
     "read_dicom": ".decode",
+    "read_file": ".files",
     "read_labels": ".labels",
     "screen_files": ".badfiles",
     "summarize": ".summary",

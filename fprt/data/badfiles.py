@@ -1,7 +1,8 @@
 """Bad image files: find them all up front, then stop or skip (``--on-error stop|skip``).
 
 A bad file (0 bytes, not an image, truncated or corrupt, unsupported mode, unreadable DICOM, over
-the decompression-bomb limit) must never crash a run half-way. The policy:
+the decompression-bomb limit, no read permission, deleted during the run, a dangling symbolic link or
+a link loop) must never crash a run half-way. The policy:
 
 - ``on_error="stop"`` (default): ``screen_files`` checks every file *before any model work* and raises
   one ``BadFilesError`` listing every bad file with its reason.
@@ -37,7 +38,12 @@ class BadFile:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{printable_path(self.path)}: {self.reason}"
+
+
+def printable_path(path: str | os.PathLike) -> str:
+    """``path`` as text any console and UTF-8 file can take: bytes of a name that are not UTF-8 appear as ``\\xNN``."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 class BadFilesError(DataError):
@@ -68,27 +74,33 @@ def reason_of(path: Path, exc: DataError) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def check_one(path: str | os.PathLike, *, level: str = "decode", window=None) -> BadFile | None:
-    """None when ``path`` is usable, else a ``BadFile`` saying why."""
+def check_one(path: str | os.PathLike, *, level: str = "decode", window=None, data: bytes | None = None) -> BadFile | None:
+    """None when ``path`` is usable, else a ``BadFile`` saying why.
+
+    The file is read once (``data``: its bytes, when the caller has read them already); a file that
+    cannot be read (permission, vanished, dangling link, link loop) is a bad file like a corrupt one.
+    """
     from fprt.data.decode import decode_image
+    from fprt.data.files import read_file
 
     path = Path(path)
     try:
+        data = read_file(path) if data is None else data
         if level == "decode":
-            decode_image(path, window=window)
+            decode_image(path, window=window, data=data)
         else:
-            _verify(path, window)
+            _verify(path, data, window)
     except DataError as exc:
         return BadFile(path, reason_of(path, exc))
     return None
 
 
-def _verify(path: Path, window=None) -> None:
+def _verify(path: Path, data: bytes, window=None) -> None:
     from fprt.data import decode
 
-    info = decode.inspect_image(path)  # size, mode, bomb guard, DICOM header
+    info = decode.inspect_image(path, data=data)  # size, mode, bomb guard, DICOM header
     if info.format == "DICOM":
-        ds = decode._read_dicom(path)
+        ds = decode._read_dicom(path, data=data)
         decode._check_dicom_header(path, ds)
         expected = int(ds.Rows) * int(ds.Columns) * ((int(ds.get("BitsAllocated", 8)) + 7) // 8)
         data = ds.get("PixelData")
@@ -102,7 +114,7 @@ def _verify(path: Path, window=None) -> None:
         raise DataError(f"{path}: unsupported image mode {info.mode!r} ({info.format})")
     if info.mode == "F" and window is None:
         raise DataError(f"{path}: 32-bit float image (mode 'F'); fprt does not guess a float image's range: pass a window")
-    im = decode._open_pil(path)
+    im = decode._open_pil(path, data)
     with im:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
@@ -193,8 +205,8 @@ def write_bad_file_report(bad: Iterable[BadFile], path: str | os.PathLike) -> Pa
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason"])
-        for b in bad:
-            writer.writerow([str(b.path), b.reason])
+        for b in bad:  # a path that is not UTF-8 keeps its odd bytes as \xNN
+            writer.writerow([printable_path(b.path), b.reason])
     return Path(path)
 
 

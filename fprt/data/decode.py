@@ -39,19 +39,23 @@ stack or multi-frame DICOM is a volume, not a slice); colour DICOM; formats othe
 TIFF and DICOM (PIL is only allowed its PNG, JPEG and TIFF readers, so untrusted files never reach
 other plugins). PIL's decompression-bomb guard stays on: an image over ``Image.MAX_IMAGE_PIXELS``
 pixels (the same limit applies to DICOM) is a bad file. Every failure is a ``DataError`` whose message
-starts with the file's path and says what is wrong with it.
+starts with the file's path and says what is wrong with it — a file that cannot be read at all (no
+read permission, deleted during the run, a dangling symbolic link or a link loop) included.
+
+Every entry point reads the file once (``fprt.data.files.read_file``) and decodes from memory;
+pass ``data=`` (the file's bytes, already read) to decode without touching the file again.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fprt.data.files import DICOM_SUFFIXES, IMAGE_SUFFIXES, has_dicom_preamble
+from fprt.data.files import DICOM_SUFFIXES, IMAGE_SUFFIXES, has_dicom_magic, read_file
 from fprt.errors import DataError
 
 #: PIL readers fprt lets run on untrusted files (PIL's JPEG reader also opens MPO, the JPEG variant cameras write).
@@ -130,44 +134,51 @@ def _check_options(window, dtype) -> Window | None:
 
 
 # ---------------------------------------------------------------------------------------------- entry point
-def decode_image(path: str | os.PathLike, *, window: Window | None = None, dtype: str = "uint8") -> np.ndarray:
+def decode_image(path: str | os.PathLike, *, window: Window | None = None, dtype: str = "uint8",
+                 data: bytes | None = None) -> np.ndarray:
     """Decode ``path`` to an H×W C-contiguous array: ``uint8``, or ``float32`` in [0, 1] with ``dtype="float32"``.
 
     ``window=(center, width)`` applies a DICOM linear window to the raw values (HU for CT DICOM;
     0..65535 for 16-bit files; 0..255 for 8-bit ones). Without it the rules in this module's
-    docstring apply. Any problem with the file raises ``DataError`` naming it.
+    docstring apply. ``data``: the file's bytes when the caller has read them already (``path`` then
+    only names the file in messages and picks the format by suffix). Any problem with the file
+    raises ``DataError`` naming it.
     """
     window = _check_options(window, dtype)
     path = Path(path)
-    _check_file(path)
-    if _looks_like_dicom(path):
-        return _decode_dicom(path, window, dtype)
-    return _decode_pil(path, window, dtype)
+    data = _bytes_of(path, data)
+    if _looks_like_dicom(path, data):
+        return _decode_dicom(path, window, dtype, data)
+    return _decode_pil(path, window, dtype, data)
+
+
+def read_file_bytes(path: str | os.PathLike) -> bytes:
+    """The whole content of an image file, or ``DataError`` naming it and why (``fprt.data.files.read_file``)."""
+    return read_file(path)
+
+
+def _bytes_of(path: Path, data: bytes | None) -> bytes:
+    if data is None:
+        return read_file(path)
+    if not data:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    return data
 
 
 def is_dicom(path: str | os.PathLike) -> bool:
     """True for a ``.dcm``/``.dicom`` file or one carrying the ``DICM`` preamble (what ``decode_image`` reads with pydicom)."""
-    return _looks_like_dicom(Path(path))
+    from fprt.data.files import has_dicom_preamble
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    return suffix in DICOM_SUFFIXES or (suffix not in IMAGE_SUFFIXES and has_dicom_preamble(path))
 
 
-def _looks_like_dicom(path: Path) -> bool:
+def _looks_like_dicom(path: Path, data: bytes | None = None) -> bool:
     suffix = path.suffix.lower()
     if suffix in DICOM_SUFFIXES:
         return True
-    return suffix not in IMAGE_SUFFIXES and has_dicom_preamble(path)  # no extra open for .png/.jpg/.tif
-
-
-def _check_file(path: Path) -> None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: not a regular file")
-    if st.st_size == 0:
-        raise DataError(f"{path}: empty file (0 bytes)")
+    return suffix not in IMAGE_SUFFIXES and has_dicom_magic(_bytes_of(path, data))
 
 
 def _bomb_limit() -> int | None:
@@ -191,11 +202,11 @@ def _wrap(path: Path, what: str, exc: BaseException) -> DataError:
 
 
 # ---------------------------------------------------------------------------------------------- PIL formats
-def _open_pil(path: Path):
+def _open_pil(path: Path, data: bytes | None = None):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(path, formats=PIL_FORMATS)
+        return Image.open(io.BytesIO(_bytes_of(path, data)), formats=PIL_FORMATS)
     except UnidentifiedImageError:
         raise DataError(
             f"{path}: not an image fprt can read (no PNG, JPEG or TIFF signature; a text or other file named like an image?)"
@@ -208,8 +219,8 @@ def _open_pil(path: Path):
         raise _wrap(path, "unreadable image header", exc) from None
 
 
-def _decode_pil(path: Path, window: Window | None, dtype: str) -> np.ndarray:
-    im = _open_pil(path)
+def _decode_pil(path: Path, window: Window | None, dtype: str, data: bytes | None = None) -> np.ndarray:
+    im = _open_pil(path, data)
     with im:
         fmt = im.format or "image"
         _check_pixels(path, *im.size)
@@ -290,10 +301,11 @@ def _import_pydicom():
     return pydicom
 
 
-def _read_dicom(path: Path, *, pixels: bool = True):
+def _read_dicom(path: Path, *, pixels: bool = True, data: bytes | None = None):
     pydicom = _import_pydicom()
+    data = _bytes_of(path, data)
     try:
-        ds = pydicom.dcmread(path, force=not has_dicom_preamble(path), stop_before_pixels=not pixels)
+        ds = pydicom.dcmread(io.BytesIO(data), force=not has_dicom_magic(data), stop_before_pixels=not pixels)
     except MemoryError:
         raise
     except Exception as exc:
@@ -323,12 +335,11 @@ def _check_dicom_header(path: Path, ds, *, pixels: bool = True) -> tuple[str, in
 def read_dicom(path: str | os.PathLike) -> np.ndarray:
     """A DICOM slice's values after the modality LUT (``stored * RescaleSlope + RescaleIntercept``: HU for CT), float64 H×W."""
     path = Path(path)
-    _check_file(path)
-    return _dicom_values(path)[0]
+    return _dicom_values(path, read_file(path))[0]
 
 
-def _dicom_values(path: Path):
-    ds = _read_dicom(path)
+def _dicom_values(path: Path, data: bytes | None = None):
+    ds = _read_dicom(path, data=data)
     photometric, rows, cols = _check_dicom_header(path, ds)
     try:
         from pydicom.pixels import apply_modality_lut
@@ -363,8 +374,8 @@ def dicom_window(ds) -> Window | None:
     return c, w
 
 
-def _decode_dicom(path: Path, window: Window | None, dtype: str) -> np.ndarray:
-    values, ds, photometric = _dicom_values(path)
+def _decode_dicom(path: Path, window: Window | None, dtype: str, data: bytes | None = None) -> np.ndarray:
+    values, ds, photometric = _dicom_values(path, data)
     window = window or dicom_window(ds)
     out = _window_unit(values, *window) if window else _minmax_unit(values)
     if photometric == "MONOCHROME1":
@@ -373,15 +384,15 @@ def _decode_dicom(path: Path, window: Window | None, dtype: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- header only
-def inspect_image(path: str | os.PathLike) -> ImageInfo:
+def inspect_image(path: str | os.PathLike, *, data: bytes | None = None) -> ImageInfo:
     """Format, mode and size from the header, without decoding the pixels (``DataError`` when unreadable)."""
     path = Path(path)
-    _check_file(path)
-    if _looks_like_dicom(path):
-        ds = _read_dicom(path, pixels=False)
+    data = _bytes_of(path, data)
+    if _looks_like_dicom(path, data):
+        ds = _read_dicom(path, pixels=False, data=data)
         photometric, rows, cols = _check_dicom_header(path, ds, pixels=False)
         bits = ds.get("BitsStored", ds.get("BitsAllocated", "?"))
         return ImageInfo(path, "DICOM", f"{photometric} {bits}-bit", int(cols), int(rows))
-    im = _open_pil(path)
+    im = _open_pil(path, data)
     with im:
         return ImageInfo(path, im.format or "?", im.mode, im.size[0], im.size[1])

@@ -8,12 +8,23 @@
 - Lists are sorted by file name with Python's string order (code points), so every run, machine and
   file system sees the same order.
 - An image's id is its file name without the extension (``img_0001.png`` → ``img_0001``).
+- A symbolic link with an image name is listed even when it cannot be followed (its target is
+  missing, or it is a link loop): it is a *bad file* then, reported under the stop/skip rule like a
+  corrupt image, never dropped without a word.
+- ``read_file`` is the one way fprt reads an image file's bytes: every way a read can fail (no read
+  permission, deleted during the run, dangling link, link loop, a folder or device in place of a
+  file, an empty file) is a ``DataError`` naming the file and saying which.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import stat
 from pathlib import Path
+
+from fprt.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -29,6 +40,11 @@ def has_dicom_preamble(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     return head[_DICOM_MAGIC_OFFSET:] == _DICOM_MAGIC
+
+
+def has_dicom_magic(data: bytes) -> bool:
+    """True when the bytes carry ``DICM`` at offset 128 (a DICOM Part 10 file held in memory)."""
+    return data[_DICOM_MAGIC_OFFSET:_DICOM_MAGIC_OFFSET + len(_DICOM_MAGIC)] == _DICOM_MAGIC
 
 
 def is_image_name(name: str) -> bool:
@@ -59,8 +75,12 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                 continue
             try:
                 if not entry.is_file():  # follows symlinks
+                    if _is_broken_link(entry) and is_image_name(name):
+                        found.append(name)  # a bad file, reported by the checks: never dropped silently
                     continue
             except OSError:
+                if is_image_name(name):
+                    found.append(name)
                 continue
             suffix = os.path.splitext(name)[1]
             if suffix:
@@ -69,6 +89,85 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
             elif has_dicom_preamble(entry.path):
                 found.append(name)
     return [folder / name for name in sorted(found)]
+
+
+def _is_broken_link(entry: os.DirEntry) -> bool:
+    """True for a symbolic link that cannot be followed (missing target, loop, no permission)."""
+    if not entry.is_symlink():
+        return False
+    try:
+        os.stat(entry.path)
+    except OSError:
+        return True
+    return False
+
+
+def unreadable_reason(path: str | os.PathLike, exc: OSError) -> str:
+    """Why ``path`` cannot be read, in words (without the path): permission, vanished, dangling link, loop, ..."""
+    path = Path(path)
+    code = exc.errno
+    if code in (errno.EACCES, errno.EPERM):
+        return "no read permission (permission denied)"
+    if code == errno.ELOOP:
+        return "symbolic link loop (the link never reaches a file)"
+    if code == errno.ENOENT:
+        if os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return f"dangling symbolic link (its target {target} does not exist)"
+        return "no such file (deleted or moved while fprt was running?)"
+    if code == errno.EISDIR:
+        return "a folder, not a file"
+    if code == errno.ENOTDIR:
+        return "a part of its path is not a folder"
+    detail = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot read the file ({detail}; {type(exc).__name__})"
+
+
+def _open_regular(path: Path):
+    """The file opened for reading, after checking it is a regular, non-empty file (``DataError`` otherwise).
+
+    ``stat`` first (following links), so a FIFO or device named like an image is refused before an
+    ``open`` that could block on it."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path}: not a regular file")
+        if st.st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+        return open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"{path}: {unreadable_reason(path, exc)}") from None
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """Every byte of the image file at ``path``; a ``DataError`` naming it when it cannot be read."""
+    path = Path(path)
+    fh = _open_regular(path)
+    try:
+        with fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DataError(f"{path}: {unreadable_reason(path, exc)}") from None
+    if not data:
+        raise DataError(f"{path}: empty file (0 bytes; emptied while fprt was running?)")
+    return data
+
+
+def file_digest(path: str | os.PathLike) -> bytes:
+    """The 32-byte SHA-256 of the file's contents, read in 1 MiB blocks; ``DataError`` like ``read_file``."""
+    path = Path(path)
+    h = hashlib.sha256()
+    fh = _open_regular(path)
+    try:
+        with fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise DataError(f"{path}: {unreadable_reason(path, exc)}") from None
+    return h.digest()
 
 
 def list_subfolders(folder: str | os.PathLike) -> list[Path]:

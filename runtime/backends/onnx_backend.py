@@ -16,6 +16,7 @@ embed graph export writes beside it (``<model>.embed.onnx``) for the neighbour s
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,95 @@ def embed_companion(path: Path) -> Path | None:
     return None
 
 
+_PROTOBUF_LIMIT = 2**31 - 1  # a serialized ModelProto cannot be larger
+
+
+def read_model(path: Path) -> tuple[bytes | str, str]:
+    """``(what ONNX Runtime loads, sha256 over every byte of it)`` for the ONNX file at ``path``.
+
+    A model whose tensors live in external data files has them read from the model file's own
+    folder (never the current directory) and filled into the graph, so the bytes hashed are the bytes
+    loaded and the embedding cache key changes whenever any of them does. Above protobuf's 2 GiB the
+    path itself is returned (ONNX Runtime then reads the same files, also beside the model).
+    """
+    data = _read(path, path, "the ONNX file")
+    if b"location" not in data:  # no external-data entry can be in the file
+        return data, sha256_bytes(data)
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
+    tensors = [t for t in _all_tensors(proto) if uses_external_data(t)]
+    if not tensors:
+        return data, sha256_bytes(data)
+    digest = hashlib.sha256(data)
+    files: dict[str, bytes] = {}
+    for tensor in tensors:
+        info = ExternalDataInfo(tensor)
+        blob = files.get(info.location)
+        if blob is None:
+            blob = files[info.location] = _read(_external_path(path, info.location, tensor.name), path,
+                                                f"external data of tensor {tensor.name!r}")
+            digest.update(b"\0" + info.location.encode() + b"\0" + hashlib.sha256(blob).digest())
+        offset = info.offset or 0
+        end = len(blob) if info.length is None else offset + info.length
+        if end > len(blob):
+            raise ModelError(f"{path}: tensor {tensor.name!r} wants bytes {offset}..{end} of {info.location}, which holds {len(blob)}")
+        tensor.raw_data = blob[offset:end]
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+    if sum(len(b) for b in files.values()) + len(data) >= _PROTOBUF_LIMIT:
+        return str(path), digest.hexdigest()
+    return proto.SerializeToString(), digest.hexdigest()
+
+
+def _all_tensors(proto):
+    """Every TensorProto of the model: initializers and tensor attributes, subgraphs included."""
+
+    def of_graph(graph):
+        yield from graph.initializer
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("g"):
+                    yield from of_graph(attr.g)
+                for sub in attr.graphs:
+                    yield from of_graph(sub)
+
+    return list(of_graph(proto.graph))
+
+
+def _external_path(model: Path, location: str, tensor: str) -> Path:
+    """``location`` inside the model file's folder; an absolute path or one climbing out with ``..`` is refused."""
+    rel = Path(location)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ModelError(
+            f"{model}: tensor {tensor!r} points at external data {location!r} outside the model's folder; "
+            "external data files must sit beside the .onnx file (relative paths without '..')"
+        )
+    return model.parent / rel
+
+
+def _read(path: Path, model: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{model}: cannot read {what} at {path}: {exc.strerror or exc}") from exc
+
+
 class _Session:
     """One ORT InferenceSession plus its I/O description."""
 
     def __init__(self, path: Path, *, device: str, threads: int, ort_tensorrt: bool, spinning: bool) -> None:
         import onnxruntime as ort
 
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read the ONNX file: {exc}") from exc
+        data, self.sha256 = read_model(path)
         self.path = path
-        self.sha256 = sha256_bytes(data)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -142,6 +220,34 @@ class _Session:
         return outs
 
 
+def check_graph_fits_meta(session: _Session, meta: ModelMeta) -> None:
+    """``ModelError`` naming the file when its metadata disagrees with its graph: the image inputs'
+    size and channels against ``meta.preprocess``, the embedding width against ``embedding_dim`` and
+    the centroids."""
+    size, channels = meta.preprocess.size, meta.preprocess.channels
+    for name, node in session.inputs.items():
+        if not name.startswith("image"):
+            continue
+        dims = list(node.shape)
+        want_c = 1 if node.type == "tensor(uint8)" else channels
+        fixed = [d if isinstance(d, int) else None for d in dims[1:]]
+        if len(dims) != 4 or any(d is not None and d != w for d, w in zip(fixed, (want_c, size, size))):
+            raise ModelError(
+                f"{session.path}: input {name!r} has shape {dims} but the file's metadata says preprocess "
+                f"size {size}, {want_c} channel(s) (N×{want_c}×{size}×{size}); the metadata does not belong to this graph"
+            )
+    out = session.outputs.get("embedding")
+    width = out.shape[-1] if out is not None and out.shape and isinstance(out.shape[-1], int) else None
+    if width is None:
+        return
+    if meta.embedding_dim is not None and meta.embedding_dim != width:
+        raise ModelError(f"{session.path}: the graph's embedding has {width} values, its metadata says embedding_dim {meta.embedding_dim}")
+    if meta.centroids is not None and len(meta.centroids[0]) != width:
+        raise ModelError(
+            f"{session.path}: centroids of {len(meta.centroids[0])} values in the metadata, but the graph's embedding has {width}"
+        )
+
+
 def _torch_to_np(dtype):
     import torch
 
@@ -198,6 +304,8 @@ class OnnxBackend(Backend):
                 f"{self.embed_session.path}: a {self.meta.kind!r} model must have output(s) {list(self.image_outputs)}; "
                 f"it has {list(self.embed_session.outputs)}"
             )
+        for session in {id(self.main): self.main, id(self.embed_session): self.embed_session}.values():
+            check_graph_fits_meta(session, self.meta)
         self.input_names = tuple(self.main.inputs)
         self.output_names = tuple(self.main.outputs)
         self.uint8_input = self.embed_session.input_dtype("image") == np.uint8

@@ -94,7 +94,7 @@ def test_info_via_main_prints_one_error_line(tmp_path):
 # ---------------------------------------------------------------------------------------------- demo data
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    demo_module = pytest.importorskip("fprt.demo", reason="fprt.demo (make-demo-data) is not there yet")
+    import fprt.demo as demo_module  # an ImportError must fail these tests, never skip them
     root = tmp_path_factory.mktemp("demo")
     subsets = demo_module.make_demo_data(
         root / "subsets", "subsets", classes=3, n_real=4, n_generated=5, n_test=2, size=32, workers=1, progress=False,

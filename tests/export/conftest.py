@@ -50,7 +50,7 @@ def embedding_with_centroids(dataset_dir):
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory):
     """A small `fprt make-demo-data` subsets set (3 subsets, 8 real + 8 generated each, 64×64)."""
-    demo = pytest.importorskip("fprt.demo", reason="the demo-data helper's make_demo_data is not there yet")
+    import fprt.demo as demo  # an ImportError must fail the tests that need the demo data, never skip them
     root = tmp_path_factory.mktemp("demo") / "subsets"
     demo.make_demo_data(root, "subsets", classes=3, n_real=8, n_generated=8, n_test=2, size=64, workers=1, progress=False)
     return root
