@@ -130,19 +130,38 @@ def _check_options(window, dtype) -> Window | None:
 
 
 # ---------------------------------------------------------------------------------------------- entry point
-def decode_image(path: str | os.PathLike, *, window: Window | None = None, dtype: str = "uint8") -> np.ndarray:
+def decode_image(path: str | os.PathLike, *, window: Window | None = None, dtype: str = "uint8",
+                 data: bytes | None = None) -> np.ndarray:
     """Decode ``path`` to an H×W C-contiguous array: ``uint8``, or ``float32`` in [0, 1] with ``dtype="float32"``.
 
     ``window=(center, width)`` applies a DICOM linear window to the raw values (HU for CT DICOM;
     0..65535 for 16-bit files; 0..255 for 8-bit ones). Without it the rules in this module's
     docstring apply. Any problem with the file raises ``DataError`` naming it.
+
+    ``data``: the file's bytes, already read (``fprt score`` reads each file once, hashes the bytes
+    for its cache key and decodes them from memory); ``path`` then only names the file in errors
+    and picks the reader by its suffix.
     """
     window = _check_options(window, dtype)
     path = Path(path)
+    if data is None:
+        _check_file(path)
+    elif len(data) == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    if _looks_like_dicom(path, data):
+        return _decode_dicom(path, window, dtype, data)
+    return _decode_pil(path, window, dtype, data)
+
+
+def read_file_bytes(path: str | os.PathLike) -> bytes:
+    """The whole content of an image file, or ``DataError`` naming it (missing, not a regular file, unreadable)."""
+    path = Path(path)
     _check_file(path)
-    if _looks_like_dicom(path):
-        return _decode_dicom(path, window, dtype)
-    return _decode_pil(path, window, dtype)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
 
 
 def is_dicom(path: str | os.PathLike) -> bool:
@@ -150,11 +169,13 @@ def is_dicom(path: str | os.PathLike) -> bool:
     return _looks_like_dicom(Path(path))
 
 
-def _looks_like_dicom(path: Path) -> bool:
+def _looks_like_dicom(path: Path, data: bytes | None = None) -> bool:
     suffix = path.suffix.lower()
     if suffix in DICOM_SUFFIXES:
         return True
-    return suffix not in IMAGE_SUFFIXES and has_dicom_preamble(path)  # no extra open for .png/.jpg/.tif
+    if suffix in IMAGE_SUFFIXES:
+        return False  # no extra open for .png/.jpg/.tif
+    return data[128:132] == b"DICM" if data is not None else has_dicom_preamble(path)
 
 
 def _check_file(path: Path) -> None:
@@ -191,11 +212,13 @@ def _wrap(path: Path, what: str, exc: BaseException) -> DataError:
 
 
 # ---------------------------------------------------------------------------------------------- PIL formats
-def _open_pil(path: Path):
+def _open_pil(path: Path, data: bytes | None = None):
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(path, formats=PIL_FORMATS)
+        return Image.open(io.BytesIO(data) if data is not None else path, formats=PIL_FORMATS)
     except UnidentifiedImageError:
         raise DataError(
             f"{path}: not an image fprt can read (no PNG, JPEG or TIFF signature; a text or other file named like an image?)"
@@ -208,8 +231,8 @@ def _open_pil(path: Path):
         raise _wrap(path, "unreadable image header", exc) from None
 
 
-def _decode_pil(path: Path, window: Window | None, dtype: str) -> np.ndarray:
-    im = _open_pil(path)
+def _decode_pil(path: Path, window: Window | None, dtype: str, data: bytes | None = None) -> np.ndarray:
+    im = _open_pil(path, data)
     with im:
         fmt = im.format or "image"
         _check_pixels(path, *im.size)
@@ -290,10 +313,19 @@ def _import_pydicom():
     return pydicom
 
 
-def _read_dicom(path: Path, *, pixels: bool = True):
+def _read_dicom(path: Path, *, pixels: bool = True, data: bytes | None = None):
+    import io
+
     pydicom = _import_pydicom()
+    if data is None and pixels:
+        # one read of the whole file: pydicom on a path reads it in many small buffered reads, and
+        # the preamble check would open it a second time
+        data = read_file_bytes(path)
     try:
-        ds = pydicom.dcmread(path, force=not has_dicom_preamble(path), stop_before_pixels=not pixels)
+        if data is None:  # header only
+            ds = pydicom.dcmread(path, force=not has_dicom_preamble(path), stop_before_pixels=True)
+        else:
+            ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM", stop_before_pixels=not pixels)
     except MemoryError:
         raise
     except Exception as exc:
@@ -327,8 +359,8 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
     return _dicom_values(path)[0]
 
 
-def _dicom_values(path: Path):
-    ds = _read_dicom(path)
+def _dicom_values(path: Path, data: bytes | None = None):
+    ds = _read_dicom(path, data=data)
     photometric, rows, cols = _check_dicom_header(path, ds)
     try:
         from pydicom.pixels import apply_modality_lut
@@ -363,8 +395,8 @@ def dicom_window(ds) -> Window | None:
     return c, w
 
 
-def _decode_dicom(path: Path, window: Window | None, dtype: str) -> np.ndarray:
-    values, ds, photometric = _dicom_values(path)
+def _decode_dicom(path: Path, window: Window | None, dtype: str, data: bytes | None = None) -> np.ndarray:
+    values, ds, photometric = _dicom_values(path, data)
     window = window or dicom_window(ds)
     out = _window_unit(values, *window) if window else _minmax_unit(values)
     if photometric == "MONOCHROME1":
