@@ -13,6 +13,9 @@
 - **No silent overwrite.** An existing non-empty ``OUT`` is refused unless ``overwrite=True``
   (``--overwrite``); an ``OUT`` that is a file, lies under a file, cannot be created, lies inside the
   input data, or contains it, is refused before any work, with a ``FprtError`` naming it.
+- ``in_place=True`` (``fprt train`` into a new or resumed run folder): the same checks and lock, but the
+  files go straight into ``OUT`` so that a killed training stays resumable; ``train --overwrite``
+  of an existing run uses the staging folder and the swap.
 - **One writer.** A lock file beside ``OUT`` (``.OUT.lock``, an ``flock`` the kernel drops when the
   process dies, holding the writer's PID) refuses a second concurrent run and names the first one's
   PID; a lock left by a dead process is simply taken over.
@@ -43,14 +46,15 @@ class OutputFolderError(FprtError):
     """``OUT`` cannot be used: not empty, busy, a file, inside the data, not writable."""
 
 
-def check_out_path(out: Path, *, overwrite: bool, data: Iterable[Path] = (), option: str = "--out") -> Path:
+def check_out_path(out: Path, *, overwrite: bool, data: Iterable[Path] = (), option: str = "--out",
+                   hint: str = "") -> Path:
     """The checks made before any work; returns ``out`` made absolute (parents not resolved through links)."""
     out = Path(os.path.abspath(out))
     for parent in [out, *out.parents]:
         if parent.exists():
             if not parent.is_dir():
-                where = "is a file" if parent == out else f"lies under {parent}, which is a file"
-                raise OutputFolderError(f"{option} {out} {where}; pass a folder")
+                where = "is a file, not a folder" if parent == out else f"lies under {parent}, which is a file, not a folder"
+                raise OutputFolderError(f"{option} {out} {where}")
             break
     real = Path(os.path.realpath(out))
     for root in data:
@@ -63,7 +67,7 @@ def check_out_path(out: Path, *, overwrite: bool, data: Iterable[Path] = (), opt
         if real in r.parents:
             raise OutputFolderError(f"{option} {out} contains the data {root}; pick a folder beside it")
     if out.is_dir() and not overwrite and _non_empty(out):
-        raise OutputFolderError(f"{option} {out} already exists and is not empty; pass --overwrite to replace it, "
+        raise OutputFolderError(f"{option} {out} already exists and is not empty; pass --overwrite to replace it{hint}, "
                                 "or choose another folder")
     return out
 
@@ -77,13 +81,14 @@ class OutputFolder:
     """The transaction of one command's output folder (see the module docstring)."""
 
     def __init__(self, out: str | os.PathLike, *, overwrite: bool = False, data: Iterable[Path] = (),
-                 command: str = "fprt", option: str = "--out") -> None:
-        self.out = check_out_path(Path(out), overwrite=overwrite, data=list(data), option=option)
+                 command: str = "fprt", option: str = "--out", in_place: bool = False, hint: str = "") -> None:
+        self.in_place = in_place  # write into OUT itself (fprt train: a killed run stays resumable)
+        self.out = check_out_path(Path(out), overwrite=overwrite, data=list(data), option=option, hint=hint)
         self.overwrite = overwrite
         self.command = command
         self.option = option
         self.lock_path = self.out.parent / f".{self.out.name}.lock"
-        self.path = self.out.parent / f".{self.out.name}.staging-{os.getpid()}"
+        self.path = self.out if in_place else self.out.parent / f".{self.out.name}.staging-{os.getpid()}"
         self.committed = False
         self._lock_fd: int | None = None
         self._checkpoints = 0
@@ -99,8 +104,8 @@ class OutputFolder:
             self._recover()
             # again, under the lock: another run may have filled OUT since the first look
             check_out_path(self.out, overwrite=self.overwrite, option=self.option)
-            self.path.mkdir()
-            probe = self.path / ".write-test"
+            self.path.mkdir(exist_ok=self.in_place)
+            probe = self.path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
@@ -125,7 +130,9 @@ class OutputFolder:
         """Swap the staging folder in as ``OUT`` (the previous run, if any, is removed afterwards)."""
         self.checkpoint("swap")
         _fsync_dir(self.path)
-        if not self.out.exists():
+        if self.in_place:
+            pass
+        elif not self.out.exists():
             os.rename(self.path, self.out)
         elif _exchange(self.path, self.out):
             self.checkpoint("swapped")
@@ -209,7 +216,8 @@ class OutputFolder:
                 shutil.rmtree(p, ignore_errors=True)
 
     def _cleanup(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.in_place:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _read_pid(fd: int) -> int | None:
