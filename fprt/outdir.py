@@ -67,8 +67,8 @@ def check_out_path(out: Path, *, overwrite: bool, data: Iterable[Path] = (), opt
         if real in r.parents:
             raise OutputFolderError(f"{option} {out} contains the data {root}; pick a folder beside it")
     if out.is_dir() and not overwrite and _non_empty(out):
-        raise OutputFolderError(f"{option} {out} already exists and is not empty; pass --overwrite to replace it{hint}, "
-                                "or choose another folder")
+        raise OutputFolderError(f"{option} {out} already exists and is not empty; "
+                                + (hint or "pass --overwrite to replace it, or choose another folder"))
     return out
 
 

@@ -536,8 +536,9 @@ def train(
     from fprt.outdir import OutputFolder
 
     roots = [] if isinstance(data, TaskData) else [Path(data)]
+    hint = "pass --resume to continue the training run there, --overwrite to replace it, or choose another folder"
     with OutputFolder(out, overwrite=overwrite or resume, data=roots, command="train",
-                      in_place=resume or not overwrite, hint=" (or --resume to continue a training run there)") as folder:
+                      in_place=resume or not overwrite, hint=hint) as folder:
         result = _train(data, folder.path, config, resume=resume, on_epoch=on_epoch, **overrides)
         folder.commit()
     return replace(result, run_dir=folder.out)
