@@ -740,7 +740,9 @@ def describe_result(r: ScoreResult) -> str:
     slowest = sorted(stages, key=stages.get, reverse=True)[:3]
     st = s.get("startup") or {}
     startup = (f"start-up {st['total_s']:.1f} s: imports {st['imports_s']:.1f}, model {st['model_load_s']:.1f}, "
-               f"extension {st['extension_load_s']:.1f}; " if st.get("total_s") is not None else "")
+               f"extension {st['extension_load_s']:.1f}"
+               + (f" (+ {st['before_score_s']:.1f} s Python and CLI imports before)" if st.get("before_score_s") else "")
+               + "; " if st.get("total_s") is not None else "")
     lines.append(f"throughput: {rate} ({s['timings']['total_wall_s']:.1f} s; {startup}slowest stages (busy s): "
                  + ", ".join(f"{k} {stages[k]:.1f}" for k in slowest) + ")")
     if not s["run_csv"].get("complete", True):
