@@ -13,14 +13,17 @@
 from __future__ import annotations
 
 import json
-
 import numpy as np
+import sys
+from pathlib import Path
+
 import pytest
 
 from fprt.data import BadFilesError, check_files
 from fprt.runtime import score
 from fprt.runtime.api import describe_result
-from pipeline_testkit import membership_case
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # works with or without tests/faults/__init__.py
+from pipeline_testkit import membership_case  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 
 from fprt.runtime import score
-from pipeline_testkit import membership_case
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # works with or without tests/faults/__init__.py
+from pipeline_testkit import membership_case  # noqa: E402
 
 
 @pytest.fixture(scope="module")

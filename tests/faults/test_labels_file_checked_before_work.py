@@ -4,11 +4,15 @@ and scores.csv behind without summary.json."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from fprt.errors import DataError
 from fprt.runtime import score
-from pipeline_testkit import membership_case
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # works with or without tests/faults/__init__.py
+from pipeline_testkit import membership_case  # noqa: E402
 
 
 @pytest.fixture(scope="module")

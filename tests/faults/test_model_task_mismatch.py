@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from fprt.errors import FprtError
 from fprt.runtime import score
-from pipeline_testkit import make_membership_data, make_onnx
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # works with or without tests/faults/__init__.py
+from pipeline_testkit import make_membership_data, make_onnx  # noqa: E402
 
 
 def test_model_for_the_other_task_refused_unless_allowed(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pytest
 
 from fprt.errors import FprtError
 from fprt.runtime import score
-from pipeline_testkit import complete_run, membership_case, score_in_subprocess
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # works with or without tests/faults/__init__.py
+from pipeline_testkit import complete_run, membership_case, score_in_subprocess  # noqa: E402
 
 
 @pytest.fixture(scope="module")
