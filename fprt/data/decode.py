@@ -317,14 +317,10 @@ def _read_dicom(path: Path, *, pixels: bool = True, data: bytes | None = None):
     import io
 
     pydicom = _import_pydicom()
-    if data is None and pixels:
-        # one read of the whole file: pydicom on a path reads it in many small buffered reads, and
-        # the preamble check would open it a second time
-        data = read_file_bytes(path)
     try:
-        if data is None:  # header only
-            ds = pydicom.dcmread(path, force=not has_dicom_preamble(path), stop_before_pixels=True)
-        else:
+        if data is None:
+            ds = pydicom.dcmread(path, force=not has_dicom_preamble(path), stop_before_pixels=not pixels)
+        else:  # the bytes fprt score already read (and hashed); parsing from memory costs ~0.4 ms more a file
             ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM", stop_before_pixels=not pixels)
     except MemoryError:
         raise
