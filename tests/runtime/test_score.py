@@ -59,6 +59,10 @@ def test_subsets_end_to_end(subsets_case, tmp_path):
     assert {"read", "hash", "decode", "infer", "store"} <= set(summary["timings"])
     assert summary["timings"]["read"]["items"] == summary["counts"]["unique_files"]  # each file read once
     assert set(summary["startup"]) >= {"imports_s", "model_load_s", "extension_load_s", "total_s"}
+    assert "start" not in "".join(summary["timings"])  # start-up costs are not stages
+    from fprt.runtime.api import describe_result
+
+    assert "; start-up " in describe_result(r) and "model " in describe_result(r)
     # the same run again: everything from the cache, byte-identical outputs
     r2 = score(model, data, tmp_path / "b", labels=data / "test" / "labels.csv", plots=False, progress=False)
     assert r2.summary["counts"]["computed"] == 0 and r2.summary["counts"]["cache_hits"] > 0
