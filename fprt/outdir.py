@@ -87,6 +87,7 @@ class OutputFolder:
         self.overwrite = overwrite
         self.command = command
         self.option = option
+        self.hint = hint
         self.lock_path = self.out.parent / f".{self.out.name}.lock"
         self.path = self.out if in_place else self.out.parent / f".{self.out.name}.staging-{os.getpid()}"
         self.committed = False
@@ -103,7 +104,7 @@ class OutputFolder:
         try:
             self._recover()
             # again, under the lock: another run may have filled OUT since the first look
-            check_out_path(self.out, overwrite=self.overwrite, option=self.option)
+            check_out_path(self.out, overwrite=self.overwrite, option=self.option, hint=self.hint)
             self.path.mkdir(exist_ok=self.in_place)
             probe = self.path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
