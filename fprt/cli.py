@@ -172,6 +172,7 @@ def train_cmd(
     backbone: str = typer.Option(None, "--backbone", help="pair_xattn backbone: resnet50 (paper), resnet18, ... or cnn (small)."),
     steps_per_epoch: int = typer.Option(None, "--steps-per-epoch", min=1, help="Cap on optimiser steps per epoch."),
     workers: int = typer.Option(None, "--workers", min=0, help="Decode threads (default: one per CPU, at most 8)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out (the new run is swapped in when it finishes)."),
 ) -> None:
     """Train a Siamese net, pair scorer, classifier or features+head on a dataset; writes a run folder."""
     from fprt.trainer import TrainConfig, train
@@ -190,7 +191,7 @@ def train_cmd(
         typer.echo(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val {row['val_metric_name']} "
                    f"{row['val_metric']:.4f}  ({row['seconds']:.1f} s)")
 
-    result = train(data, out, config, resume=resume, on_epoch=on_epoch)
+    result = train(data, out, config, resume=resume, overwrite=overwrite, on_epoch=on_epoch)
     meta = result.meta
     typer.echo(
         f"trained {meta.model} ({meta.task}): best val {result.metric_name} {result.best_metric:.4f} at epoch "
@@ -216,8 +217,8 @@ def score_cmd(
     ray: str = typer.Option(None, "--ray", metavar="auto|ADDRESS", help="Run decode+embed and the similarity step on Ray: auto = a local instance with every core, or a cluster address (HOST:6379, ray://HOST:10001). Needs the ray extra: pip install 'fprt\\[ray]'."),
     cache: str = typer.Option(None, "--cache", help="Embedding cache folder (default $FPRT_CACHE_DIR/embeddings or ~/.cache/fprt/embeddings)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
-    on_error: str = typer.Option("stop", "--on-error", help="Bad images: stop (before any model work, listing all) | skip (+ bad_files.csv)."),
-    check: str = typer.Option("verify", "--check", help="How bad images are screened: verify (headers + checksums) | decode (full)."),
+    on_error: str = typer.Option("stop", "--on-error", help="Bad images: stop (list every one, write nothing; the good ones' embeddings stay cached) | skip (+ bad_files.csv)."),
+    check: str = typer.Option("verify", "--check", help="Kept for compatibility: every image the model needs is fully decoded in the one read that hashes it."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Neighbours per image in scores.csv (k of knn and pair)."),
     alpha: float = typer.Option(0.5, "--alpha", help="max-sigma: threshold = mu + alpha * sigma."),
     threshold: float = typer.Option(None, "--threshold", help="Fixed decision threshold in the score's units (overrides the method's rule)."),
@@ -226,6 +227,8 @@ def score_cmd(
     keep_extension: bool = typer.Option(False, "--keep-extension", help="run.csv ids keep the file extension."),
     subset_labels: str = typer.Option("names", "--subset-labels", help="subsets run.csv labels: names (t1..tK) | index (1..K)."),
     no_plots: bool = typer.Option(False, "--no-plots", help="With --labels: skip the plots."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out (swapped in whole when the run finishes)."),
+    allow_task_mismatch: bool = typer.Option(False, "--allow-task-mismatch", help="Score with a model trained for the other task (its embeddings as they are)."),
 ) -> None:
     """Score a test split: images → run.csv (validated submission), scores.csv, summary.json."""
     from fprt.runtime import score
@@ -241,6 +244,7 @@ def score_cmd(
         threads=threads, compile=compile_, batch_size=batch_size, workers=workers, cache=cache, use_cache=not no_cache,
         on_error=on_error, check=check, k=top_k, alpha=alpha, threshold=threshold, ssim_size=ssim_size,
         csv_header=csv_header, keep_extension=keep_extension, subset_labels=subset_labels, plots=not no_plots,
+        overwrite=overwrite, allow_task_mismatch=allow_task_mismatch,
     )
     from fprt.runtime.api import describe_result
 
@@ -261,10 +265,16 @@ def bench_cmd(
     images: int = typer.Option(64, "--images", min=1, help="Images decoded once for timing and embedding drift."),
     no_accuracy: bool = typer.Option(False, "--no-accuracy", help="Skip the accuracy runs on --data's labels."),
     out: str = typer.Option("runs/bench", "--out", "-o", help="Folder for bench.json and bench.md."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Time every format × precision × batch size of MODEL and print one table (status, p50/p99 ms, images/s, accuracy, drift, size)."""
     params = dict(locals())
+    from pathlib import Path
+
+    from fprt.outdir import check_out_path
     from fprt.runtime.bench import command_line, run_bench
+
+    check_out_path(Path(out), overwrite=overwrite, data=[Path(data)] if data else [])  # before the timing, not after
 
     report = run_bench(
         model, data=data, batch_sizes=batch_sizes, backends=backends, precisions=precisions, device=device, threads=threads,
@@ -273,7 +283,7 @@ def bench_cmd(
         log=lambda line: typer.echo(line, err=True),
     )
     report.print()
-    written = report.write(out)
+    written = report.write(out, overwrite=overwrite)
     typer.echo(f"wrote {written['json']} and {written['markdown']}")
 
 

@@ -269,16 +269,17 @@ class BenchReport:
         for line in self.footer_lines():
             console.print(line, highlight=False, soft_wrap=True)
 
-    def write(self, out: str | os.PathLike) -> dict[str, Path]:
-        """``out/bench.json`` and ``out/bench.md``, each written atomically."""
+    def write(self, out: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Path]:
+        """``out/bench.json`` and ``out/bench.md``, swapped in together (``fprt.outdir``: a non-empty ``out``
+        is refused unless ``overwrite``)."""
         from fprt.io import atomic_write_json, atomic_write_text
+        from fprt.outdir import OutputFolder
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        return {
-            "json": atomic_write_json(out / "bench.json", self.to_dict()),
-            "markdown": atomic_write_text(out / "bench.md", self.to_markdown()),
-        }
+        with OutputFolder(out, overwrite=overwrite, command="bench") as folder:
+            atomic_write_json(folder.path / "bench.json", self.to_dict())
+            atomic_write_text(folder.path / "bench.md", self.to_markdown())
+            folder.commit()
+        return {"json": folder.out / "bench.json", "markdown": folder.out / "bench.md"}
 
 
 # ---------------------------------------------------------------------------------------------- parsing

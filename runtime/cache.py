@@ -231,6 +231,10 @@ class EmbeddingCache:
         self.stats = CacheStats()
         self.spaces = {name: CacheNamespace(self.root / model_sha256 / _safe(name), self.stats) for name in self.outputs}
 
+    def has(self, key: bytes) -> bool:
+        """True when every output of ``key`` is indexed (no I/O; safe to call from worker threads)."""
+        return all(key in space for space in self.spaces.values())
+
     def lookup(self, keys: list[bytes]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(mask of keys with every output cached, {output: rows of those keys in order})."""
         mask = np.ones(len(keys), dtype=bool)

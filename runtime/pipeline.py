@@ -1,21 +1,28 @@
-"""The scoring pipeline: hash → cache lookup → decode → infer → store, as overlapping stages.
+"""The scoring pipeline: each file read once → hash → cache lookup → decode → infer → store, overlapping.
 
-    keys = hash_files(paths)                        # content SHA-256 of every file (thread pool)
-    embedder = Embedder(backend, cache_root)        # a model + its embedding cache (a Ray actor can hold one)
-    hit, rows = embedder.lookup(keys)               # what earlier (or concurrent) runs already computed
-    out = run_stages(miss_paths, miss_keys, embedder, clock=clock)
+    embedder = Embedder(backend, cache_root)              # a model + its embedding cache (a Ray actor holds one)
+    got = embed_files(paths, embedder, batch_size=64)     # every file read once; rows of the misses computed
+    got.keys[i], got.bad, got.computed_rows(), got.hits  # per path: content key; bad files; new rows; cached keys
 
-``run_stages`` runs three stages in threads joined by bounded queues:
+``load_file(path, preprocess, is_cached)`` is the per-file function every runner uses (the local
+stages and the Ray actors): it reads the file's bytes once, hashes them (SHA-256, the cache key),
+asks the cache whether the key is known, and only on a miss decodes the same bytes from memory
+(the full decode is the bad-file check: a file that decodes cannot fail later). No separate hash
+or screening pass reads the files again.
 
-1. decode — ``fprt.data.iter_batches`` (its own pool of decode threads) → batches of uint8 pixels;
-2. infer  — ``Embedder.infer`` (ONNX Runtime / torch release the GIL while they compute);
-3. store  — writes each batch to the cache (one shard, atomically) and into the result arrays.
+``embed_files`` runs three stages in threads joined by bounded queues:
+
+1. decode — a pool of ``load_file`` workers (``fprt.data.loader._map_ordered``: ordered, at most
+   ``prefetch`` images in flight) → batches of the misses' uint8 pixels, normalised for the model;
+2. infer  — ``Embedder.infer_prepared`` (ONNX Runtime / torch release the GIL while they compute);
+3. store  — writes each batch to the cache (one shard, atomically) and keeps its rows.
 
 A stage blocks when the queue after it is full, so memory stays bounded and the slowest stage sets
-the pace. ``StageClock`` records, per stage, the seconds it was busy and the images it handled; the
-time the infer stage waited for decoded input says whether decoding kept up. On CUDA the result
-arrays are torch tensors on the device: embeddings stay on the GPU for the similarity step (the
-cache gets a host copy).
+the pace. Bad files do not stop the stages: they are collected (``Embedded.bad``) and the caller
+applies the stop/skip rule once every file has been seen, so ``--on-error stop`` lists every bad
+file while every good file's embedding is already in the cache. ``StageClock`` records per stage
+the busy seconds and items (``read``, ``hash``, ``decode`` are summed over the pool's workers).
+On CUDA the computed rows are torch tensors on the device (the cache gets a host copy).
 """
 
 from __future__ import annotations
@@ -120,6 +127,10 @@ class Embedder:
             return np.zeros(len(keys), dtype=bool), {}
         return self.cache.lookup(keys)
 
+    def has(self, key: bytes) -> bool:
+        """True when the cache holds every output of ``key`` (an in-memory index look-up, no I/O)."""
+        return self.cache is not None and self.cache.has(key)
+
     def prepare(self, pixels: np.ndarray):
         """The model's inputs for a batch of pixels (normalisation), done in the decode stage."""
         fn = getattr(self.model, "prepare_inputs", None)
@@ -135,8 +146,17 @@ class Embedder:
         return {name: out[name] for name in self.outputs}
 
     def store(self, keys: list[bytes], outputs: dict[str, Any]) -> None:
-        if self.cache is not None:
+        if self.cache is None:
+            return
+        try:
             self.cache.store(keys, {k: _host(v) for k, v in outputs.items()})
+        except OSError as exc:  # full disk, folder made read-only mid-run: the run goes on without the cache
+            import logging
+
+            logging.getLogger("fprt.runtime").warning(
+                "fprt cache: cannot write to %s (%s); the run goes on without the cache", self.cache_root,
+                exc.strerror or exc)
+            self.cache = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ray Data style: ``{"pixels": N×S×S uint8, "key": N×32 uint8}`` → the outputs (host), cached."""
@@ -152,34 +172,100 @@ def _host(x) -> np.ndarray:
     return np.asarray(x)
 
 
-# ---------------------------------------------------------------------------------------------- the stages
+# ---------------------------------------------------------------------------------------------- one file
+@dataclass(frozen=True)
+class FileResult:
+    """What ``load_file`` made of one file: its key, and pixels (a miss), nothing (a hit) or why it is bad."""
+
+    key: bytes | None  # SHA-256 of the content; None when the file could not be read
+    pixels: np.ndarray | None = None  # size×size uint8, only for a miss that decoded
+    bad: Any = None  # fprt.data.BadFile
+    hit: bool = False
+    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)  # read, hash, decode
+
+
+def load_file(path: Path, preprocess=None, is_cached: Callable[[bytes], bool] | None = None, *, window=None) -> FileResult:
+    """Read ``path`` once, hash it, look the key up with ``is_cached``, decode the bytes on a miss."""
+    from fprt.data.badfiles import BadFile, reason_of
+    from fprt.data.decode import decode_image, read_file_bytes
+    from fprt.errors import DataError
+
+    path = Path(path)
+    t0 = time.perf_counter()
+    try:
+        data = read_file_bytes(path)
+    except DataError as exc:
+        return FileResult(None, bad=BadFile(path, reason_of(path, exc)), seconds=(time.perf_counter() - t0, 0.0, 0.0))
+    t1 = time.perf_counter()
+    key = hashlib.sha256(data).digest()
+    t2 = time.perf_counter()
+    if is_cached is not None and is_cached(key):
+        return FileResult(key, hit=True, seconds=(t1 - t0, t2 - t1, 0.0))
+    try:
+        image = decode_image(path, window=window, data=data)
+        pixels = preprocess.resize_uint8(image) if preprocess is not None else image
+    except DataError as exc:
+        return FileResult(key, bad=BadFile(path, reason_of(path, exc)), seconds=(t1 - t0, t2 - t1, time.perf_counter() - t2))
+    return FileResult(key, pixels=pixels, seconds=(t1 - t0, t2 - t1, time.perf_counter() - t2))
+
+
+def _load_chunk(chunk: list[tuple[int, Path]], preprocess, is_cached) -> list[tuple[int, FileResult]]:
+    return [(i, load_file(p, preprocess, is_cached)) for i, p in chunk]
+
+
+# ---------------------------------------------------------------------------------------------- the result
 @dataclass
-class StageResult:
-    outputs: dict[str, Any]  # name → N×... rows for the input paths (zeros where skipped)
-    done: np.ndarray  # bool per input path: False for files skipped as bad while loading
-    bad: list = field(default_factory=list)
+class Embedded:
+    """What the embed step found for a list of paths (local or on Ray; see ``Runner``)."""
+
+    keys: list[bytes | None]  # per input path: its content key (None: unreadable)
+    bad: list = field(default_factory=list)  # BadFile, in input order
+    hits: dict[bytes, Path] = field(default_factory=dict)  # keys the cache already held (first path of each)
+    computed: dict[bytes, int] = field(default_factory=dict)  # key → row in computed_rows()
+    parts: dict[str, list] = field(default_factory=dict)  # output → batch arrays, in computed order
+
+    def computed_rows(self) -> dict[str, Any]:
+        return {name: _concat(p) for name, p in self.parts.items()}
+
+    def add_batch(self, keys: list[bytes], out: dict[str, Any]) -> None:
+        base = len(self.computed)
+        for j, key in enumerate(keys):
+            self.computed[key] = base + j
+        for name, rows in out.items():
+            self.parts.setdefault(name, []).append(rows)
 
 
-def run_stages(
+def _concat(parts: list):
+    if not parts:
+        return np.zeros((0,), np.float32)
+    if hasattr(parts[0], "detach"):
+        import torch
+
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------------------------------------- the stages
+def embed_files(
     paths: Sequence[Path],
-    keys: Sequence[bytes],
     embedder: Embedder,
     *,
     batch_size: int = 64,
     workers: int | None = None,
-    on_error: str = "stop",
     clock: StageClock | None = None,
     queue_depth: int = 3,
+    use_cache_index: bool = True,
     progress: Callable[[int], None] | None = None,
-) -> StageResult:
-    """Decode, infer and store ``paths`` with the three stages overlapping; rows come back in input order."""
-    from fprt.data import iter_batches
+) -> Embedded:
+    """Read, hash, look up, decode, infer and store ``paths`` with the stages overlapping (module docstring)."""
+    from fprt.data.loader import _map_ordered
 
     clock = clock or StageClock()
     n = len(paths)
-    result = StageResult(outputs={}, done=np.zeros(n, dtype=bool))
+    result = Embedded(keys=[None] * n)
     if n == 0:
         return result
+    is_cached = embedder.has if (use_cache_index and embedder.cache is not None) else None
     q_decoded: queue.Queue = queue.Queue(maxsize=queue_depth)
     q_inferred: queue.Queue = queue.Queue(maxsize=queue_depth)
     stop = threading.Event()
@@ -202,26 +288,48 @@ def run_stages(
                 if stop.is_set():
                     return _DONE
 
+    def emit(buf: list[tuple[bytes, np.ndarray]]) -> bool:
+        t0 = time.perf_counter()
+        prepared = embedder.prepare(np.ascontiguousarray(np.stack([px for _, px in buf])))
+        clock.add("prepare", time.perf_counter() - t0, len(buf))
+        return put(q_decoded, ([k for k, _ in buf], prepared))
+
     def decode_stage():
-        batches = None
+        files = None
         try:
-            batches = iter_batches(list(paths), embedder.preprocess, batch_size, workers, on_error,
-                                   on_bad=result.bad.append)
-            while True:
-                t0 = time.perf_counter()
-                batch = next(batches, None)
-                if batch is None:
-                    break
-                prepared = embedder.prepare(batch.pixels)
-                clock.add("decode", time.perf_counter() - t0, len(batch))
-                if not put(q_decoded, (batch.indices, prepared)):
-                    break
+            seen: set[bytes] = set()
+            buf: list[tuple[bytes, np.ndarray]] = []
+            files = _map_ordered(_load_chunk, [Path(p) for p in paths], workers=workers,
+                                 args=(embedder.preprocess, is_cached), chunk_size=8, prefetch=2 * batch_size)
+            for chunk in files:
+                for i, fr in chunk:
+                    result.keys[i] = fr.key
+                    clock.add("read", fr.seconds[0], 1)
+                    clock.add("hash", fr.seconds[1], 1 if fr.key is not None else 0)
+                    if fr.bad is not None:
+                        result.bad.append(fr.bad)
+                    elif fr.hit or fr.key in seen:
+                        if fr.hit and fr.key not in seen:
+                            result.hits.setdefault(fr.key, Path(paths[i]))
+                    else:
+                        clock.add("decode", fr.seconds[2], 1)
+                        seen.add(fr.key)
+                        buf.append((fr.key, fr.pixels))
+                        if len(buf) == batch_size:
+                            if not emit(buf):
+                                return
+                            buf = []
+                        continue  # counted when stored
+                    if progress is not None:
+                        progress(1)  # hits, copies and bad files are done now
+            if buf:
+                emit(buf)
         except BaseException as exc:  # handed to the caller's thread
             errors.append(exc)
             stop.set()
         finally:
-            if batches is not None:
-                batches.close()  # shuts the decode pool down now, not at garbage collection
+            if files is not None:
+                files.close()  # shuts the decode pool down now, not at garbage collection
             put(q_decoded, _DONE)
 
     def infer_stage():
@@ -232,10 +340,10 @@ def run_stages(
                 clock.add("infer_wait_input", time.perf_counter() - t0)
                 if batch is _DONE:
                     break
-                indices, prepared = batch
-                with clock.timed("infer", len(indices)):
+                keys, prepared = batch
+                with clock.timed("infer", len(keys)):
                     out = embedder.infer_prepared(prepared)
-                if not put(q_inferred, (indices, out)):
+                if not put(q_inferred, (keys, out)):
                     break
         except BaseException as exc:
             errors.append(exc)
@@ -252,13 +360,12 @@ def run_stages(
             item = get(q_inferred)
             if item is _DONE:
                 break
-            indices, out = item
-            with clock.timed("store", len(indices)):
-                embedder.store([keys[i] for i in indices], out)
-                _fill(result.outputs, out, indices, n)
-                result.done[indices] = True
+            keys, out = item
+            with clock.timed("store", len(keys)):
+                embedder.store(keys, out)
+                result.add_batch(keys, out)
             if progress is not None:
-                progress(len(indices))
+                progress(len(keys))
     except BaseException:
         stop.set()
         raise
@@ -268,21 +375,32 @@ def run_stages(
             t.join()
     if errors:
         raise errors[0]
+    # a key the pool saw as cached that this run computed anyway (another copy of the file came first)
+    for key in [k for k in result.hits if k in result.computed]:
+        del result.hits[key]
     return result
 
 
-def _fill(store: dict[str, Any], out: dict[str, Any], indices: np.ndarray, n: int) -> None:
-    for name, rows in out.items():
-        if name not in store:
-            if hasattr(rows, "detach"):
-                import torch
+# ---------------------------------------------------------------------------------------------- the seam
+class Runner:
+    """Where the embed step and the similarity step run: the one seam between ``fprt.runtime.score``
+    and a distributed runner (``fprt.runtime.distributed.RayRunner`` implements the same two calls).
 
-                store[name] = torch.zeros((n, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-            else:
-                store[name] = np.zeros((n, *np.shape(rows)[1:]), dtype=np.asarray(rows).dtype)
-        if hasattr(rows, "detach"):
-            import torch
+    ``embed(paths, embedder, ...)`` → ``Embedded`` (every file read once by ``load_file``);
+    ``similarity()`` → a context manager the scoring method runs in (e.g. ``reductions.use_engine``).
+    ``info`` (a dict or None) goes to summary.json under the runner's ``name``.
+    """
 
-            store[name][torch.as_tensor(indices, device=rows.device)] = rows
-        else:
-            store[name][indices] = rows
+    name = "local"
+    info: dict | None = None
+
+    def embed(self, paths: Sequence[Path], embedder: Embedder, *, batch_size: int = 64, workers: int | None = None,
+              clock: StageClock | None = None, use_cache_index: bool = True,
+              progress: Callable[[int], None] | None = None) -> Embedded:
+        return embed_files(paths, embedder, batch_size=batch_size, workers=workers, clock=clock,
+                           use_cache_index=use_cache_index, progress=progress)
+
+    def similarity(self):
+        import contextlib
+
+        return contextlib.nullcontext()

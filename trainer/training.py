@@ -579,10 +579,35 @@ def train(
     config: TrainConfig | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     **overrides: Any,
 ) -> TrainResult:
-    """Train a model on ``data`` (a dataset folder or ``TaskData``) into the run folder ``out``."""
+    """Train a model on ``data`` (a dataset folder or ``TaskData``) into the run folder ``out``.
+
+    ``out`` follows fprt's output-folder policy (``fprt.outdir``): a non-empty folder is refused unless
+    ``resume`` (continue the run there) or ``overwrite`` (the new run is written beside it and swapped in
+    when it finishes); one training per folder at a time; never inside the data."""
+    from fprt.outdir import OutputFolder
+
+    roots = [] if isinstance(data, TaskData) else [Path(data)]
+    hint = "pass --resume to continue the training run there, --overwrite to replace it, or choose another folder"
+    with OutputFolder(out, overwrite=overwrite or resume, data=roots, command="train",
+                      in_place=resume or not overwrite, hint=hint) as folder:
+        result = _train(data, folder.path, config, resume=resume, on_epoch=on_epoch, **overrides)
+        folder.commit()
+    return replace(result, run_dir=folder.out)
+
+
+def _train(
+    data: str | Path | TaskData,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    **overrides: Any,
+) -> TrainResult:
     started = time.perf_counter()
     spec, cfg = check_training_inputs(data, config, **overrides)
     preprocess = resolve_preprocess(spec, cfg)

@@ -110,6 +110,7 @@ def _verify(path: Path, data: bytes, window=None) -> None:
             got = 0 if data is None else len(data)
             raise DataError(f"{path}: DICOM pixel data holds {got} bytes, expected {expected} (truncated?)")
         return
+    decode._check_pixels(path, info.width, info.height)  # the decode's pixel limit, at verify level too
     if info.mode not in decode.SUPPORTED_MODES:
         raise DataError(f"{path}: unsupported image mode {info.mode!r} ({info.format})")
     if info.mode == "F" and window is None:

@@ -14,7 +14,8 @@ yields ordered batches with bounded memory.
   calling thread.
 - Bad files: ``on_error="stop"`` raises ``BadFilesError`` on the first bad file met; ``"skip"`` leaves
   it out and hands it to ``on_bad``. To stop *before* any model work, screen the paths first with
-  ``fprt.data.screen_files`` (what ``fprt score`` does).
+  ``fprt.data.screen_files``. (``fprt score`` does neither: it reads each file once with
+  ``fprt.runtime.pipeline.load_file`` and applies the stop/skip rule once every file was seen.)
 """
 
 from __future__ import annotations

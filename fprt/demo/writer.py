@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import secrets
-import shutil
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -174,59 +170,32 @@ def content_hash(hashes: dict[str, str]) -> str:
 
 
 # ------------------------------------------------------------------------------ the output folder
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stale_partials(out: Path) -> Iterator[Path]:
-    for p in out.parent.glob(f".{out.name}.partial-*"):
-        try:
-            pid = int(p.name.rsplit(".partial-", 1)[1].split("-")[0])
-        except (IndexError, ValueError):
-            continue
-        if p.is_dir() and not _pid_alive(pid):
-            yield p
-
-
-def check_out(out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise FprtError(f"output {out} exists and is not a folder")
-        if any(out.iterdir()) and not overwrite:
-            raise FprtError(f"output folder {out} is not empty; choose another folder or pass --overwrite to replace it")
+_OPEN: dict[Path, object] = {}
 
 
 def begin(out: Path, overwrite: bool) -> Path:
-    """Check OUT and create the hidden sibling folder the dataset is built in."""
-    check_out(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for p in _stale_partials(out):  # left by a killed run
-        shutil.rmtree(p, ignore_errors=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    return tmp
+    """Check OUT, lock it and create the staging folder the dataset is built in (``fprt.outdir``: the one
+    output-folder policy of every fprt command)."""
+    from fprt.outdir import OutputFolder
+
+    folder = OutputFolder(out, overwrite=overwrite, command="make-demo-data", option="output folder").__enter__()
+    _OPEN[folder.path] = folder
+    return folder.path
 
 
 def commit(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished dataset into place (replacing OUT only when ``overwrite``)."""
-    check_out(out, overwrite)  # again: someone may have written there meanwhile
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    """Swap the finished dataset in as OUT (the previous one, with ``overwrite``, removed afterwards)."""
+    folder = _OPEN.pop(tmp)
+    try:
+        folder.commit()
+    finally:
+        folder.__exit__(None, None, None)
 
 
 def abort(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder = _OPEN.pop(tmp, None)
+    if folder is not None:
+        folder.__exit__(None, None, None)
 
 
 def write_labels(path: Path, labels: dict[str, str]) -> None:

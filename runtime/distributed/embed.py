@@ -1,27 +1,22 @@
-"""Decode + embed on Ray Data: the file list goes in, embeddings come out, the cache is written by the workers.
+"""Read + decode + embed on Ray Data: the file list goes in, keys and embeddings come out, the workers write the cache.
 
-``RayEmbedStage`` is a drop-in for ``fprt.runtime.pipeline.run_stages`` (same call, same
-``StageResult``), handed to ``fprt.runtime.score(..., stages=...)``:
+``RayRunner`` implements the one seam of ``fprt.runtime.score`` (``fprt.runtime.pipeline.Runner``):
+``embed(paths, embedder, ...)`` → ``Embedded`` and ``similarity()`` (the Ray similarity engine):
 
-1. the driver builds a dataset of the FILE LIST (``index``, ``path``, ``key`` = content SHA-256 the
-   driver already computed) — no image is read by the driver;
+1. the driver builds a dataset of the FILE LIST (``index``, ``path``) — no image is read by the driver;
 2. ``map_batches(EmbedActor, compute=ActorPoolStrategy(size=N), batch_size=B, num_cpus=..., num_gpus=...)``:
    each actor loads the model once in ``__init__`` (ONNX Runtime session / TensorRT runner / torch
-   module, from the picklable ``BackendSpec``) and in ``__call__`` decodes + preprocesses its batch
-   of paths with the data layer (``fprt.data.iter_batches``, exactly as a local run), runs the model
-   and writes the batch into the same content-hash cache as a local run (one atomic shard per batch);
-3. the driver streams the results back (per image: its embedding rows, a few bytes of status and
-   timings) and puts them in input order.
-
-Batches are the local run's batches: the dataset is built from blocks of whole ``B``-image batches
-cut at the same places as ``run_stages`` cuts them (images ``[j·B, (j+1)·B)``), so the model sees
-the same inputs batch for batch and the embeddings are bit-identical to a local run's.
+   module, from the picklable ``BackendSpec``) and in ``__call__`` handles its batch of paths with the
+   local run's per-file function ``fprt.runtime.pipeline.load_file`` (each file read once: content
+   SHA-256 = cache key, cache look-up, decode from the same bytes on a miss), runs the model on the
+   misses and writes them into the same content-hash cache as a local run (one atomic shard per batch);
+3. the driver streams the results back (per image: its key, a status, its rows when computed) and
+   hands ``score`` the same ``Embedded`` a local run makes.
 
 Failures: a worker process lost mid-run (killed, OOM, node gone) is restarted by Ray
 (``max_restarts=-1``) and its batch retried (``max_task_retries=-1``); batches it had stored stay in the
-cache, the retried one is computed again — same bytes, so the outputs do not change. A bad image
-follows ``on_error`` as in a local run: ``stop`` raises ``BadFilesError`` naming it, ``skip`` leaves
-it out and reports it.
+cache, the retried one is computed again — same bytes, so the outputs do not change. Bad files are
+collected as in a local run; ``score`` applies the stop/skip rule once every file was seen.
 """
 
 from __future__ import annotations
@@ -38,6 +33,7 @@ from fprt.errors import FprtError, ModelError
 
 OUT_PREFIX = "out."
 KILL_ENV = "FPRT_RAY_KILL_EMBED"  # test hook: a marker path; the first actor call to create it SIGKILLs itself
+HIT, COMPUTED, BAD, COPY = "hit", "computed", "bad", "copy"
 
 
 class EmbedActor:
@@ -59,43 +55,54 @@ class EmbedActor:
         self.shapes: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from fprt.data import iter_batches
-        from fprt.runtime.pipeline import _host
+        from fprt.runtime.pipeline import _host, load_file
 
         t0 = time.perf_counter()
         paths = [str(p) for p in batch["path"]]
         n = len(paths)
+        keys = np.full(n, "", dtype=object)
+        status = np.full(n, BAD, dtype=object)
         reasons = np.full(n, "", dtype=object)
-        bad: list = []
-        pixels, decoded = None, np.zeros(0, dtype=np.int64)
-        for b in iter_batches(paths, self.embedder.preprocess, n, self.decode_threads, "skip", on_bad=bad.append):
-            pixels, decoded = b.pixels, b.indices
-        for bf in bad:
-            reasons[paths.index(str(bf.path))] = bf.reason
+        is_cached = self.embedder.has if self.embedder.cache is not None else None
+        todo: list[int] = []
+        pixels: list[np.ndarray] = []
+        seen: set[bytes] = set()
+        for i, p in enumerate(paths):  # the local run's per-file function: one read, hash, look-up, decode
+            fr = load_file(Path(p), self.embedder.preprocess, is_cached)
+            keys[i] = fr.key.hex() if fr.key is not None else ""
+            if fr.bad is not None:
+                reasons[i] = fr.bad.reason
+            elif fr.hit:
+                status[i] = HIT
+            elif fr.key in seen:
+                status[i] = COPY
+            else:
+                seen.add(fr.key)
+                status[i] = COMPUTED
+                todo.append(i)
+                pixels.append(fr.pixels)
         t1 = time.perf_counter()
-        out = {k: _host(v) for k, v in self.embedder.infer(pixels).items()} if len(decoded) else {}
+        out = {k: _host(v) for k, v in self.embedder.infer(np.stack(pixels)).items()} if todo else {}
         t2 = time.perf_counter()
         self._maybe_die()
-        if len(decoded):
-            keys = [bytes.fromhex(str(batch["key"][i])) for i in decoded]
-            self.embedder.store(keys, out)
+        if todo:
+            self.embedder.store([bytes.fromhex(keys[i]) for i in todo], out)
             if self.shapes is None:
                 self.shapes = {k: (v.shape[1:], v.dtype) for k, v in out.items()}
         t3 = time.perf_counter()
-        ok = np.zeros(n, dtype=bool)
-        ok[decoded] = True
         result: dict[str, np.ndarray] = {
             "index": np.asarray(batch["index"], dtype=np.int64),
-            "ok": ok,
+            "key": keys,
+            "status": status,
             "reason": reasons,
-            "t_decode": np.full(n, (t1 - t0) / n),
+            "t_read_decode": np.full(n, (t1 - t0) / n),
             "t_infer": np.full(n, (t2 - t1) / n),
             "t_store": np.full(n, (t3 - t2) / n),
         }
         for name, (shape, dtype) in self._output_shapes().items():
             rows = np.zeros((n, *shape), dtype=dtype)
-            if len(decoded):
-                rows[decoded] = out[name]
+            if todo:
+                rows[todo] = out[name]
             result[OUT_PREFIX + name] = rows
         return result
 
@@ -125,13 +132,14 @@ class EmbedActor:
 
 
 @dataclass
-class RayEmbedStage:
-    """``run_stages`` on Ray Data (see the module docstring).
+class RayRunner:
+    """``fprt.runtime.pipeline.Runner`` on Ray (see the module docstring).
 
     ``actors``: size of the actor pool (default: the cluster's CPUs / ``cpus_per_actor``, or its GPUs /
     ``gpus_per_actor`` with ``--device cuda``); ``cpus_per_actor``: CPU threads of each actor's model;
     ``gpus_per_actor``: GPUs requested per actor (default 1 with a CUDA model, else 0);
-    ``batches_per_block``: model batches per Ray Data block (default: enough blocks to keep every actor busy).
+    ``batches_per_block``: model batches per Ray Data block (default: enough blocks to keep every actor busy);
+    ``similarity_engine``: what ``similarity()`` installs (``RaySimilarity``), None = the local reductions.
     """
 
     actors: int | None = None
@@ -139,20 +147,36 @@ class RayEmbedStage:
     gpus_per_actor: float | None = None
     batches_per_block: int | None = None
     cluster: Any = None
+    similarity_engine: Any = None
+    name: str = "ray"
     info: dict = None  # filled by a call: what ran where (summary.json's "ray" section)
 
-    def __call__(self, paths: Sequence[Path], keys: Sequence[bytes], embedder, *, batch_size: int = 64,
-                 workers: int | None = None, on_error: str = "stop", clock=None, queue_depth: int = 3,
-                 progress: Callable[[int], None] | None = None):
-        from fprt.data import BadFile, BadFilesError
+    def similarity(self):
+        import contextlib
+
+        if self.similarity_engine is None:
+            return contextlib.nullcontext()
+        from fprt.runtime.methods.reductions import use_engine
+
+        @contextlib.contextmanager
+        def engine():
+            with use_engine(self.similarity_engine):
+                yield
+            self.info = {**(self.info or {}), "similarity": getattr(self.similarity_engine, "calls", None)}
+
+        return engine()
+
+    def embed(self, paths: Sequence[Path], embedder, *, batch_size: int = 64, workers: int | None = None,
+              clock=None, use_cache_index: bool = True, progress: Callable[[int], None] | None = None):
+        from fprt.data import BadFile
         from fprt.runtime.backends import BackendSpec
         from fprt.runtime.distributed.cluster import require_ray
-        from fprt.runtime.pipeline import StageClock, StageResult
+        from fprt.runtime.pipeline import Embedded, StageClock
 
         ray = require_ray()
         clock = clock or StageClock()
         n = len(paths)
-        result = StageResult(outputs={}, done=np.zeros(n, dtype=bool))
+        result = Embedded(keys=[None] * n)
         if n == 0:
             return result
         if self.cpus_per_actor < 1:
@@ -169,24 +193,19 @@ class RayEmbedStage:
         per_block = self.batches_per_block or max(1, min(16, n_batches // (4 * actors)))
         rows = per_block * batch_size
         actors = max(1, min(actors, -(-n // rows)))
-        self.info = {"actors": actors, "cpus_per_actor": self.cpus_per_actor, "gpus_per_actor": gpus,
-                     "batch_size": batch_size, "block_rows": rows, "images": n}
+        info = {"actors": actors, "cpus_per_actor": self.cpus_per_actor, "gpus_per_actor": gpus,
+                "batch_size": batch_size, "block_rows": rows, "images": n}
 
         import pyarrow as pa
 
-        tables = [
-            pa.table({"index": np.arange(s, min(n, s + rows), dtype=np.int64),
-                      "path": [str(Path(p).absolute()) for p in paths[s:s + rows]],
-                      "key": [bytes(k).hex() for k in keys[s:s + rows]]})
-            for s in range(0, n, rows)
-        ]
-        ds = ray.data.from_arrow(tables)
-        ds = ds.map_batches(
+        tables = [pa.table({"index": np.arange(s, min(n, s + rows), dtype=np.int64),
+                            "path": [str(Path(p).absolute()) for p in paths[s:s + rows]]})
+                  for s in range(0, n, rows)]
+        cache_root = str(embedder.cache_root) if (embedder.cache_root and use_cache_index and embedder.cache is not None) else None
+        ds = ray.data.from_arrow(tables).map_batches(
             EmbedActor,
-            fn_constructor_kwargs=dict(model=model, cache_root=str(embedder.cache_root) if embedder.cache_root else None,
-                                       model_sha256=embedder.model.model_sha256,
-                                       decode_threads=self.cpus_per_actor if self.cpus_per_actor > 1 else 0,
-                                       kill_marker=os.environ.get(KILL_ENV) or None),
+            fn_constructor_kwargs=dict(model=model, cache_root=cache_root, model_sha256=embedder.model.model_sha256,
+                                       decode_threads=0, kill_marker=os.environ.get(KILL_ENV) or None),
             batch_size=batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
@@ -197,35 +216,36 @@ class RayEmbedStage:
             # actor_pool_map_operator.py); passing them again is deprecated in Ray 2.60.
         )
         t0 = time.perf_counter()
-        bad: list = []
+        bad: dict[int, Any] = {}
         for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
             idx = np.asarray(out["index"], dtype=np.int64)
-            ok = np.asarray(out["ok"], dtype=bool)
-            for i in idx[~ok]:
-                reason = str(out["reason"][int(np.flatnonzero(idx == i)[0])])
-                bad.append(BadFile(Path(paths[int(i)]), reason))
-            if bad and on_error == "stop":
-                raise BadFilesError(bad, when="while loading on the Ray workers (screen the files first with "
-                                              "fprt.data.screen_files to stop before any model work)")
-            good = idx[ok]
-            for key, rows_ in out.items():
-                if not key.startswith(OUT_PREFIX):
-                    continue
-                name = key[len(OUT_PREFIX):]
-                if name not in result.outputs:
-                    result.outputs[name] = np.zeros((n, *rows_.shape[1:]), dtype=rows_.dtype)
-                result.outputs[name][good] = rows_[ok]
-            result.done[good] = True
-            k = int(ok.sum())
-            clock.add("decode", float(out["t_decode"].sum()), len(idx))
-            clock.add("infer", float(out["t_infer"].sum()), k)
-            clock.add("store", float(out["t_store"].sum()), k)
+            computed = []
+            for j, i in enumerate(idx):
+                key = bytes.fromhex(str(out["key"][j])) if out["key"][j] else None
+                result.keys[int(i)] = key
+                st = str(out["status"][j])
+                if st == BAD:
+                    bad[int(i)] = BadFile(Path(paths[int(i)]), str(out["reason"][j]))
+                elif st == HIT:
+                    result.hits.setdefault(key, Path(paths[int(i)]))
+                elif st == COMPUTED and key not in result.computed:
+                    computed.append(j)
+            if computed:
+                sel = np.asarray(computed)
+                result.add_batch([result.keys[int(idx[j])] for j in computed],
+                                 {k[len(OUT_PREFIX):]: v[sel] for k, v in out.items() if k.startswith(OUT_PREFIX)})
+            clock.add("read_decode", float(out["t_read_decode"].sum()), len(idx))
+            clock.add("infer", float(out["t_infer"].sum()), len(computed))
+            clock.add("store", float(out["t_store"].sum()), len(computed))
             if progress is not None:
                 progress(len(idx))
-        result.bad = bad
-        self.info["wall_s"] = round(time.perf_counter() - t0, 3)
-        self.info["cached_by_workers"] = int(result.done.sum()) if embedder.cache is not None else 0
+        for key in [k for k in result.hits if k in result.computed]:
+            del result.hits[key]
+        result.bad = [bad[i] for i in sorted(bad)]
+        info["wall_s"] = round(time.perf_counter() - t0, 3)
+        info["cached_by_workers"] = len(result.computed) if cache_root else 0
         clock.add("ray_embed_wall", time.perf_counter() - t0, n)
+        self.info = {**(self.info or {}), "embed": info}
         return result
 
     def _pool_size(self, gpus: float) -> int:

@@ -53,12 +53,13 @@ def test_a_failing_run_leaves_nothing(tmp_path: Path, monkeypatch):
 def test_leftover_of_a_killed_run_is_cleaned(tmp_path: Path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)  # that process has exited: its pid is (almost surely) not reused yet
-    stale = tmp_path / f".out.partial-{pid}-abcd1234"
+    stale = tmp_path / f".out.staging-{pid}"  # fprt.outdir's staging folder of a killed run
     (stale / "train").mkdir(parents=True)
-    alive = tmp_path / f".out.partial-{os.getpid()}-00000000"  # ours: still running, must stay
-    alive.mkdir()
+    other = tmp_path / f".other.staging-{pid}"  # another folder's: not ours to touch
+    other.mkdir()
     make_demo_data(tmp_path / "out", "subsets", workers=1, progress=False, **TINY)
-    assert not stale.exists() and alive.exists() and (tmp_path / "out" / "demo.json").exists()
+    assert not stale.exists() and other.exists() and (tmp_path / "out" / "demo.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.staging-" + str(pid), "out"]  # no lock left
 
 
 @pytest.mark.parametrize(

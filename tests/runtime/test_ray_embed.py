@@ -1,6 +1,7 @@
-"""Decode + embed on Ray Data (issue 9): the actor pool gives bit-identical embeddings to the local stages,
-writes the same content-hash cache a local run reads, and treats a bad image by the same rule; the driver's
-file passes (content hash, screening) done by Ray tasks give the local functions' results."""
+"""Read + decode + embed on Ray Data (issues 9, 15): the actor pool, using the local run's per-file function,
+gives the same content keys and bit-identical embeddings as the local runner, writes the same content-hash
+cache a local run reads, and collects a bad image the same way; the (older) file passes done by Ray tasks
+give the local functions' results."""
 
 from __future__ import annotations
 
@@ -22,37 +23,37 @@ def images(tmp_path_factory):
     return paths, bad, model
 
 
-def test_ray_embed_stage_equals_the_local_stages_and_fills_the_cache(ray_cluster, images, tmp_path):
-    from fprt.data import BadFilesError
+def test_ray_runner_equals_the_local_runner_and_fills_the_cache(ray_cluster, images, tmp_path):
     from fprt.runtime.backends import BackendSpec
-    from fprt.runtime.distributed.embed import RayEmbedStage
-    from fprt.runtime.pipeline import Embedder, StageClock, hash_files, run_stages
+    from fprt.runtime.distributed.embed import RayRunner
+    from fprt.runtime.pipeline import Embedder, Runner, StageClock
 
     good, bad, model = images
     paths = good[:37] + [bad] + good[37:]  # the bad file sits inside a batch, mid-run
-    keys = hash_files(paths)
-    local = run_stages(paths, keys, Embedder(BackendSpec(str(model)), tmp_path / "local"), batch_size=16,
-                       on_error="skip")
+    local = Runner().embed(paths, Embedder(BackendSpec(str(model)), tmp_path / "local"), batch_size=16)
 
-    stage = RayEmbedStage(cluster=ray_cluster, batches_per_block=2)
+    runner = RayRunner(cluster=ray_cluster, batches_per_block=2)
     clock = StageClock()
     done = []
-    got = stage(paths, keys, Embedder(BackendSpec(str(model)), tmp_path / "ray"), batch_size=16, on_error="skip",
-                clock=clock, progress=done.append)
-    assert stage.info["actors"] == 2 and stage.info["block_rows"] == 32
-    np.testing.assert_array_equal(got.done, local.done)
-    assert not got.done[37] and [b.path for b in got.bad] == [bad] and "broken.png" not in got.bad[0].reason
-    np.testing.assert_array_equal(got.outputs["embedding"], local.outputs["embedding"])  # bit for bit
+    got = runner.embed(paths, Embedder(BackendSpec(str(model)), tmp_path / "ray"), batch_size=16, clock=clock,
+                       progress=done.append)
+    assert runner.info["embed"]["actors"] == 2 and runner.info["embed"]["block_rows"] == 32
+    assert got.keys == local.keys and got.keys[37] is not None  # the same per-file function: same content keys
+    assert [b.path for b in got.bad] == [b.path for b in local.bad] == [bad] and "broken.png" not in got.bad[0].reason
+    assert set(got.computed) == set(local.computed) and len(got.computed) == len(paths) - 1
+    keys = [k for i, k in enumerate(got.keys) if i != 37]
+    ray_rows = got.computed_rows()["embedding"][[got.computed[k] for k in keys]]
+    local_rows = local.computed_rows()["embedding"][[local.computed[k] for k in keys]]
+    np.testing.assert_array_equal(ray_rows, local_rows)  # bit for bit
     assert sum(done) == len(paths) and clock.items["infer"] == len(paths) - 1
 
-    # the workers wrote the cache: a local embedder on that folder finds every good image
-    hit, rows = Embedder(BackendSpec(str(model)), tmp_path / "ray").lookup([k for k, d in zip(keys, got.done) if d])
+    # the workers wrote the cache: a local embedder on that folder finds every good image, and a second
+    # Ray pass finds them all cached
+    hit, rows = Embedder(BackendSpec(str(model)), tmp_path / "ray").lookup(keys)
     assert hit.all()
-    np.testing.assert_array_equal(rows["embedding"], local.outputs["embedding"][got.done])
-
-    # on_error="stop": the bad file is named and the run stops
-    with pytest.raises(BadFilesError, match="broken.png"):
-        stage(paths, keys, Embedder(BackendSpec(str(model)), tmp_path / "ray2"), batch_size=16, on_error="stop")
+    np.testing.assert_array_equal(rows["embedding"], local_rows)
+    again = runner.embed(paths, Embedder(BackendSpec(str(model)), tmp_path / "ray"), batch_size=16)
+    assert set(again.hits) == set(keys) and not again.computed
 
 
 def test_ray_file_pass_equals_the_local_hash_and_screen(ray_cluster, images, tmp_path):

@@ -56,7 +56,13 @@ def test_subsets_end_to_end(subsets_case, tmp_path):
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["model_sha256"] == r.summary["backend"]["model_sha256"]
     assert summary["counts"]["computed"] == summary["counts"]["images_total"]
-    assert {"decode", "infer", "store", "screen", "hash"} <= set(summary["timings"])
+    assert {"read", "hash", "decode", "infer", "store"} <= set(summary["timings"])
+    assert summary["timings"]["read"]["items"] == summary["counts"]["unique_files"]  # each file read once
+    assert set(summary["startup"]) >= {"imports_s", "model_load_s", "extension_load_s", "total_s"}
+    assert not {"load_model", "model_load", "extension_load"} & set(summary["timings"])  # start-up costs are not stages
+    from fprt.runtime.api import describe_result
+
+    assert "; start-up " in describe_result(r) and "model " in describe_result(r)
     # the same run again: everything from the cache, byte-identical outputs
     r2 = score(model, data, tmp_path / "b", labels=data / "test" / "labels.csv", plots=False, progress=False)
     assert r2.summary["counts"]["computed"] == 0 and r2.summary["counts"]["cache_hits"] > 0
@@ -131,7 +137,7 @@ def _break(path: Path, how: str) -> None:
         path.write_bytes(path.read_bytes()[:60])
 
 
-def test_bad_files_stop_before_model_work_or_skip(tmp_path):
+def test_bad_files_stop_lists_every_one_and_writes_nothing_or_skip(tmp_path):
     data = make_membership_data(tmp_path / "data", n_real=8, n_gen=10)
     model, _, _ = make_onnx(tmp_path / "m.onnx", task="membership")
     reals = sorted((data / "test" / "real_unknown").iterdir())
@@ -144,8 +150,8 @@ def test_bad_files_stop_before_model_work_or_skip(tmp_path):
         score(model, data, tmp_path / "stop", cache=cache, progress=False)
     msg = str(err.value)
     assert all(p.name in msg for p in (reals[1], gens[3], gens[5]))
-    assert not list(cache.rglob("*.shard"))  # stopped before any model work
-    assert not (tmp_path / "stop" / "run.csv").exists()
+    assert not (tmp_path / "stop").exists()  # nothing written
+    assert list(cache.rglob("*.shard"))  # found while the model ran: the good files' embeddings are kept
     r = score(model, data, tmp_path / "skip", cache=cache, on_error="skip", progress=False)
     report = _lines(tmp_path / "skip" / "bad_files.csv")
     assert report[0] == "path,reason" and len(report) == 4
