@@ -199,6 +199,8 @@ def score(
     task = layout.task
     meth = get_method(method, task) if method else None
     features = meth.features(options) if meth is not None else None
+    if features is not None and getattr(meth, "model_optional", False) and (model is not None or model_object is not None):
+        features = None  # a method that runs with or without a model: the given model's embedding joins in
     if features is not None:
         model_obj = features
         if model is not None:
