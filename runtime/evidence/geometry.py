@@ -61,15 +61,13 @@ def verification_images(images: np.ndarray) -> np.ndarray:
     return band_pass(resize_stack(images, VERIFY_SIZE))
 
 
-def patch_ncc(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, search: int = SEARCH) -> float:
-    """Mean over the real image's structured patches of the best NCC within ±``search`` px in ``generated``.
-
-    Both images are 2-D float32 of the same shape (``verification_images``). Returns a value in [-1, 1]; 0.0 when no patch holds
-    structure."""
+def patch_matches(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, search: int = SEARCH):
+    """For each structured patch of ``real``: (its centre, the centre of its best match in ``generated``
+    within ±``search`` px, that match's NCC) as three arrays (P×2, P×2, P)."""
     import cv2
 
     h, w = real.shape
-    best = []
+    src, dst, best = [], [], []
     for y in range(0, h - patch + 1, patch):
         for x in range(0, w - patch + 1, patch):
             tpl = real[y : y + patch, x : x + patch]
@@ -77,10 +75,51 @@ def patch_ncc(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, se
                 continue
             y0, y1 = max(0, y - search), min(h, y + patch + search)
             x0, x1 = max(0, x - search), min(w, x + patch + search)
-            win = generated[y0:y1, x0:x1]
-            res = cv2.matchTemplate(win, tpl, cv2.TM_CCOEFF_NORMED)
-            best.append(float(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0).max()))
-    return float(np.mean(best)) if best else 0.0
+            res = cv2.matchTemplate(generated[y0:y1, x0:x1], tpl, cv2.TM_CCOEFF_NORMED)
+            _, peak, _, at = cv2.minMaxLoc(res)
+            src.append((x + patch / 2, y + patch / 2))
+            dst.append((x0 + at[0] + patch / 2, y0 + at[1] + patch / 2))
+            best.append(peak if np.isfinite(peak) else 0.0)
+    return np.asarray(src, np.float32), np.asarray(dst, np.float32), np.asarray(best, np.float64)
+
+
+def coarse_alignment(real: np.ndarray, generated: np.ndarray) -> np.ndarray | None:
+    """A similarity transform (2×3, generated → real coordinates) from patch matches at half size with a
+    ±2·SEARCH px reach, fitted robustly (OpenCV ``estimateAffinePartial2D``, RANSAC); None if none fits."""
+    import cv2
+
+    h, w = real.shape
+    half = (w // 2, h // 2)
+    r2 = cv2.resize(real, half, interpolation=cv2.INTER_AREA)
+    g2 = cv2.resize(generated, half, interpolation=cv2.INTER_AREA)
+    src, dst, _ = patch_matches(r2, g2, patch=PATCH // 2, search=SEARCH)
+    if len(src) < 3:
+        return None
+    m, _ = cv2.estimateAffinePartial2D(dst * 2, src * 2, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    return m
+
+
+def patch_ncc(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, search: int = SEARCH,
+              align: bool = True) -> float:
+    """Mean over the real image's structured patches of the best NCC within ±``search`` px in ``generated``.
+
+    Both images are 2-D float32 of the same shape (``verification_images``). With ``align`` the
+    generated image is first brought onto the real one by ``coarse_alignment`` (a move, turn or rescale
+    larger than the local search), and the better of the aligned and the plain score is kept. Returns a
+    value in [-1, 1]; 0.0 when no patch holds structure."""
+    import cv2
+
+    plain = patch_matches(real, generated, patch=patch, search=search)[2]
+    score = float(plain.mean()) if len(plain) else 0.0
+    if align:
+        m = coarse_alignment(real, generated)
+        if m is not None:
+            h, w = real.shape
+            moved = cv2.warpAffine(generated, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            aligned = patch_matches(real, moved, patch=patch, search=search)[2]
+            if len(aligned):
+                score = max(score, float(aligned.mean()))
+    return score
 
 
 def verify_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -96,34 +135,45 @@ def verify_candidates(real: np.ndarray, database: np.ndarray, candidates: np.nda
     return out
 
 
-def ssim_of_pairs(a: np.ndarray, b: np.ndarray, *, block: int = 256) -> np.ndarray:
-    """SSIM of image pairs (a[i], b[i]) with the formula and constants of ``fprt.runtime.methods.classical``
-    (11×11 Gaussian window, mean over the valid region), vectorised in torch: P×S×S each → P floats."""
-    import torch
+def _ssim_filter(x: np.ndarray) -> np.ndarray:
+    """The SSIM window (11×11 Gaussian, σ = 1.5) over the valid region of one image (OpenCV, separable)."""
+    import cv2
 
-    from fprt.runtime.methods.classical import SSIM_K1, SSIM_K2, SSIM_L, _filter, gaussian_window
+    from fprt.runtime.methods.classical import SSIM_WIN, gaussian_window
 
-    g = torch.from_numpy(gaussian_window()).to(torch.float32)
-    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
-    out = np.empty(len(a))
-    for i0 in range(0, len(a), block):
-        x = torch.from_numpy(np.asarray(a[i0 : i0 + block], np.float32))
-        y = torch.from_numpy(np.asarray(b[i0 : i0 + block], np.float32))
-        mx, my = _filter(x, g), _filter(y, g)
-        vx, vy = _filter(x * x, g) - mx * mx, _filter(y * y, g) - my * my
-        cov = _filter(x * y, g) - mx * my
-        m = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        out[i0 : i0 + len(x)] = m.mean(dim=(1, 2), dtype=torch.float64).numpy()
+    g = gaussian_window().astype(np.float32)
+    h = SSIM_WIN // 2
+    return cv2.sepFilter2D(x, cv2.CV_32F, g, g, borderType=cv2.BORDER_CONSTANT)[h:-h, h:-h]
+
+
+def _moments(images: np.ndarray, rows) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for i in rows:
+        x = images[i]
+        mu = _ssim_filter(x)
+        out[int(i)] = (mu, _ssim_filter(x * x) - mu * mu)
     return out
 
 
 def ssim_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """SSIM of each real image with its candidates: M×c float64 (−inf where there is no candidate)."""
+    """SSIM of each real image with its candidates: M×c float64 (−inf where there is no candidate).
+
+    The formula and constants of ``fprt.runtime.methods.classical`` (mean of the map over the valid
+    region); each image's local means and variances are filtered once, only the cross term per pair."""
+    from fprt.runtime.methods.classical import SSIM_K1, SSIM_K2, SSIM_L
+
+    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
     cand = np.asarray(candidates)
-    ii, jj = np.nonzero(cand >= 0)
+    real = np.asarray(real, np.float32)
+    database = np.asarray(database, np.float32)
     out = np.full(cand.shape, -np.inf)
-    if len(ii):
-        out[ii, jj] = ssim_of_pairs(real[ii], database[cand[ii, jj]])
+    mr = _moments(real, range(len(real)))
+    md = _moments(database, np.unique(cand[cand >= 0]))
+    for i, j in zip(*np.nonzero(cand >= 0)):
+        (mx, vx), (my, vy) = mr[int(i)], md[int(cand[i, j])]
+        cov = _ssim_filter(real[i] * database[cand[i, j]]) - mx * my
+        m = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        out[i, j] = float(m.mean(dtype=np.float64))
     return out
 
 
