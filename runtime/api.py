@@ -152,6 +152,7 @@ def score(
     alpha: float = 0.5,
     threshold: float | None = None,
     ssim_size: int = 256,
+    ssim_exact: bool = False,
     csv_header: str | None = None,
     keep_extension: bool = False,
     subset_labels: str = "names",
@@ -191,7 +192,7 @@ def score(
     if batch_size < 1:
         raise FprtError(f"--batch-size must be >= 1, got {batch_size}")
     fmt = RunCsvFormat(header=csv_header, keep_extension=keep_extension, subset_labels=subset_labels)
-    options = MethodOptions(k=k, alpha=alpha, threshold=threshold, ssim_size=ssim_size)
+    options = MethodOptions(k=k, alpha=alpha, threshold=threshold, ssim_size=ssim_size, ssim_exact=ssim_exact)
 
     # ------------------------------------------------------------------ data, method, model
     with clock.timed("discover"):
