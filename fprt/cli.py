@@ -197,6 +197,9 @@ def train_cmd(
         f"{result.best_epoch} ({result.status}, {result.seconds:.1f} s)\n"
         f"run: {result.run_dir}  (model.safetensors, config.json, metrics.csv, plots/)"
     )
+    if result.baselines:
+        typer.echo("simple baselines on the same validation split: "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in result.baselines.items()))
 
 
 @app.command("score")
