@@ -126,12 +126,27 @@ def verify_candidates(real: np.ndarray, database: np.ndarray, candidates: np.nda
     """``patch_ncc`` of each real image with its candidate database images.
 
     real: M×S×S float32, database: N×S×S float32, candidates: M×c int (−1 = no candidate).
-    Returns M×c float64 (−inf where there is no candidate)."""
+    Returns M×c float64 (−inf where there is no candidate). Rows run on a thread pool (OpenCV releases
+    the GIL), one worker per CPU."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    candidates = np.asarray(candidates)
     out = np.full(candidates.shape, -np.inf)
-    for i, row in enumerate(np.asarray(candidates)):
-        for j, c in enumerate(row):
-            if c >= 0:
-                out[i, j] = patch_ncc(real[i], database[c])
+
+    def rows(i0: int, i1: int) -> None:
+        for i in range(i0, i1):
+            for j, c in enumerate(candidates[i]):
+                if c >= 0:
+                    out[i, j] = patch_ncc(real[i], database[c])
+
+    workers = max(1, min(os.cpu_count() or 1, 16))
+    step = max(1, -(-len(candidates) // (4 * workers)))
+    if workers == 1 or len(candidates) <= step:
+        rows(0, len(candidates))
+        return out
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda i0: rows(i0, min(i0 + step, len(candidates))), range(0, len(candidates), step)))
     return out
 
 
