@@ -6,6 +6,7 @@ method              task        what it does (source)
 centroid            subsets     nearest class centroid (AIMultimediaLab 2025)
 classifier          subsets     argmax of a classifier's logits (Medhastra 2025)
 knn                 subsets     k-NN vote over labelled real+generated training images
+auto                membership  evidence (pixels, geometry, SSIM, embedding) fused on the training split
 max-sigma           membership  best similarity to generated > μ + α·σ (Medhastra 2025)
 max-threshold       membership  best similarity to generated > the model's validation threshold
 logreg              membership  logistic regression on two best scores, fitted on --reference (Medhastra 2025)
