@@ -209,7 +209,7 @@ def score(
     else:
         if model is None and model_object is None:
             raise FprtError("a model is needed (--model FILE: an .onnx file, a training run folder or an engine), "
-                            "except for the classical methods ssim-max and phash")
+                            "except for the classical methods ssim-max and phash and for --method auto (membership)")
         with clock.timed("load_model"):
             model_obj = model_object or load_backend(model, backend=backend, device=device, threads=threads, compile=compile)
         meta = model_obj.meta
