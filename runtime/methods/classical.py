@@ -128,7 +128,7 @@ class SsimIndex:
         return vals, idxs
 
 
-SSIM_CANDIDATES = 32  # ssim-max prefilter: SSIM on each query's 32 nearest images by raw-pixel NCC
+SSIM_CANDIDATES = 64  # ssim-max prefilter: SSIM on each query's 64 nearest images by raw-pixel NCC
 
 
 def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, candidates: int = SSIM_CANDIDATES,

@@ -20,7 +20,7 @@ alike; L2 as negative distance). ``s(r)`` below is a real image's best closeness
   beats the best real×real closeness; when s(r) exceeds mean + 3·std of all real×real
   closenesses; when r is the nearest real image of at least one generated image (column top-1).
 - ``ssim-max`` (VCMI 2023's winning run, F1 0.802): ``vcmi-max`` on SSIM of the pixels. By default
-  SSIM is computed on each real image's candidates only (its 32 nearest images by raw-pixel NCC at
+  SSIM is computed on each real image's candidates only (its 64 nearest images by raw-pixel NCC at
   32×32, through the similarity extension); ``--ssim-exact`` computes every pair
   (benchmarks/bench_evidence_membership.py measures the candidates' recall of the exact maximum).
 - ``phash`` (DMK 2023): pHash Hamming distance; used when the nearest generated hash is closer than
