@@ -150,7 +150,7 @@ class AutoMembership(Method):
             table.rows = [EvidenceRow(n, None, "roc_auc", 1.0 / len(names), CATCHES[n]) for n in names]
             table.rows.append(EvidenceRow("fused", None, "roc_auc", None, "mean z-score", "fused", chosen=True))
             params = {"rule": "unsupervised", "features": names, "alpha": ctx.options.alpha, "threshold": t}
-        params.update(evidence_s=round(t_ev, 4), fusion_s=round(time.perf_counter() - t0 - t_ev, 4))
+        ctx.timings.update(evidence_s=t_ev, fusion_s=time.perf_counter() - t0 - t_ev)  # not in params: those stay deterministic
         k = min(ctx.options.k, test.candidates.shape[1])
         cand, cand_scores = test.candidates[:, :k], test.candidate_scores[:, :k]
         return MethodResult(
