@@ -99,6 +99,13 @@ def coarse_alignment(real: np.ndarray, generated: np.ndarray) -> np.ndarray | No
     return m
 
 
+def _largest_move(m: np.ndarray, shape: tuple[int, int]) -> float:
+    """How far (px) the 2×3 transform ``m`` moves the corners of an image of ``shape``, at most."""
+    h, w = shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
+    return float(np.abs(corners @ np.asarray(m, np.float64).T - corners[:, :2]).max())
+
+
 def patch_ncc(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, search: int = SEARCH,
               align: bool = True) -> float:
     """Mean over the real image's structured patches of the best NCC within ±``search`` px in ``generated``.
@@ -113,7 +120,7 @@ def patch_ncc(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, se
     score = float(plain.mean()) if len(plain) else 0.0
     if align:
         m = coarse_alignment(real, generated)
-        if m is not None:
+        if m is not None and _largest_move(m, real.shape) > search / 2:  # else the local search already covers it
             h, w = real.shape
             moved = cv2.warpAffine(generated, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             aligned = patch_matches(real, moved, patch=patch, search=search)[2]

@@ -70,7 +70,7 @@ def test_auto_beats_every_single_method_and_simple_baselines(trace_case, tmp_pat
     best = max(others.values())
     a, a0 = auto.metrics["roc_auc"], auto_nomodel.metrics["roc_auc"]
     print(f"auto {a:.3f}, auto without a model {a0:.3f}; others {others}")
-    # measured (seed 3): auto 0.919, without a model 0.903; ssim-max 0.883, phash 0.879, raw-pixel NN 0.842,
+    # measured (seed 3): auto 0.920, without a model 0.902; ssim-max 0.883, phash 0.879, raw-pixel NN 0.842,
     # logreg 0.751, vcmi-retrieval 0.726, max-sigma = vcmi-max = vcmi-std 0.712, raw-pixel logistic regression 0.579
     assert a >= best and a0 >= best, (a, a0, others)
     assert a >= 0.9
