@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 
-from fprt.errors import FprtError
 from fprt.runtime.evidence import EvidenceRow, EvidenceTable
 from fprt.runtime.evidence.geometry import VERIFY_SIZE
 from fprt.runtime.evidence.membership import CATCHES, MembershipEvidence, membership_evidence
