@@ -199,6 +199,8 @@ def score(
         layout, ref = _resolve_data(data, reference)
     task = layout.task
     meth = get_method(method, task) if method else None
+    if meth is None and model is None and model_object is None and task == "membership" and ref is not None:
+        meth = get_method("auto", task)  # no model, a training split: the pixel evidence fused on it
     features = meth.features(options) if meth is not None else None
     if features is not None and getattr(meth, "model_optional", False) and (model is not None or model_object is not None):
         features = None  # a method that runs with or without a model: the given model's embedding joins in

@@ -186,3 +186,10 @@ def test_trace_kinds_each_caught(tmp_path):
     assert auc("pixel_best_ncc", "restyled") >= 0.95  # intensity-normalised: restyling does not hide a copy
     assert auc("geometric_patch_ncc", "moved") >= 0.85
     assert auc("geometric_patch_ncc", "moved") >= auc("pixel_best_ncc", "moved")
+
+
+def test_score_without_model_or_method_defaults_to_auto(trace_case, tmp_path):
+    data, _ = trace_case
+    r = score(None, data, tmp_path / "o", plots=False, progress=False)
+    assert r.method == "auto" and "evidence" in r.summary
+    assert "embedding_best" not in {row["feature"] for row in r.summary["evidence"]["rows"]}
