@@ -86,6 +86,7 @@ setup(
         "numpy>=1.24",
         "pillow>=10.0",
         "scikit-learn>=1.3",
+        "opencv-python-headless>=4.8",  # membership evidence: patch matching, optical flow, SSIM filters
         "skl2onnx>=1.17",
         "matplotlib>=3.7",
         "tqdm>=4.66",

@@ -198,6 +198,9 @@ def train_cmd(
         f"{result.best_epoch} ({result.status}, {result.seconds:.1f} s)\n"
         f"run: {result.run_dir}  (model.safetensors, config.json, metrics.csv, plots/)"
     )
+    if result.baselines:
+        typer.echo("simple baselines on the same validation split: "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in result.baselines.items()))
 
 
 @app.command("score")
@@ -205,7 +208,7 @@ def score_cmd(
     data: str = typer.Argument(..., metavar="DATA", help="Dataset folder with a test split (or train*/ + test*/ subfolders)."),
     out: str = typer.Option(..., "--out", "-o", help="Folder for run.csv, scores.csv, summary.json (+ metrics.json, plots)."),
     model: str = typer.Option(None, "--model", "-m", help="An .onnx file, a training run folder / .safetensors, or a .plan engine."),
-    method: str = typer.Option(None, "--method", help="subsets: centroid | classifier | knn; membership: max-sigma | max-threshold | logreg | pair | vcmi-max | vcmi-std | vcmi-retrieval | ssim-max | phash (default: per task and model)."),
+    method: str = typer.Option(None, "--method", help="subsets: centroid | classifier | knn; membership: auto | max-sigma | max-threshold | logreg | pair | vcmi-max | vcmi-std | vcmi-retrieval | ssim-max | phash (default: per task and model)."),
     reference: str = typer.Option(None, "--reference", help="Training data (real/ + generated/) for centroid/knn/logreg; default: DATA's train split."),
     labels: str = typer.Option(None, "--labels", help="True labels (run.csv format) → metrics.json and plots."),
     backend: str = typer.Option(None, "--backend", help="Override the backend chosen from the model file: onnx | torch | tensorrt."),
@@ -223,6 +226,7 @@ def score_cmd(
     alpha: float = typer.Option(0.5, "--alpha", help="max-sigma: threshold = mu + alpha * sigma."),
     threshold: float = typer.Option(None, "--threshold", help="Fixed decision threshold in the score's units (overrides the method's rule)."),
     ssim_size: int = typer.Option(256, "--ssim-size", min=16, help="ssim-max: compare images at this size."),
+    ssim_exact: bool = typer.Option(False, "--ssim-exact", help="ssim-max: SSIM of every real x generated pair (slow) instead of on each real image's raw-pixel NCC candidates."),
     csv_header: str = typer.Option(None, "--csv-header", help="Write this header line into run.csv, e.g. 'image_path,predicted_class'."),
     keep_extension: bool = typer.Option(False, "--keep-extension", help="run.csv ids keep the file extension."),
     subset_labels: str = typer.Option("names", "--subset-labels", help="subsets run.csv labels: names (t1..tK) | index (1..K)."),
@@ -242,7 +246,7 @@ def score_cmd(
     result = score(
         model, data, out, method=method, reference=reference, labels=labels, backend=backend, device=device,
         threads=threads, compile=compile_, batch_size=batch_size, workers=workers, cache=cache, use_cache=not no_cache,
-        on_error=on_error, check=check, k=top_k, alpha=alpha, threshold=threshold, ssim_size=ssim_size,
+        on_error=on_error, check=check, k=top_k, alpha=alpha, threshold=threshold, ssim_size=ssim_size, ssim_exact=ssim_exact,
         csv_header=csv_header, keep_extension=keep_extension, subset_labels=subset_labels, plots=not no_plots,
         overwrite=overwrite, allow_task_mismatch=allow_task_mismatch,
     )

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from fprt.errors import DataError, FprtError
-from fprt.runtime.methods.base import Context, ImageSet, MethodOptions, as_numpy
+from fprt.runtime.methods.base import SCORE_CONVENTION, Context, ImageSet, MethodOptions, as_numpy
 from fprt.runtime import outputs as O
 from fprt.runtime.outputs import RunCsvFormat
 
@@ -236,7 +236,12 @@ def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup,
         layout, ref = _resolve_data(data, reference)
     task = layout.task
     meth = get_method(opts.method, task) if opts.method else None
-    features = meth.features(opts.method_options) if meth is not None else None
+    model_given = model is not None or model_object is not None
+    if meth is None and not model_given and ref is not None:
+        meth = _model_free_auto(task)  # a training split and no model: auto on pixels, where the task has one
+    # a method that can run either way (model_optional) stands its features in only when no model is given
+    features = (meth.features(opts.method_options)
+                if meth is not None and not (model_given and getattr(meth, "model_optional", False)) else None)
     if features is not None:
         model_obj = features
         if model is not None:
@@ -244,7 +249,7 @@ def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup,
     else:
         if model is None and model_object is None:
             raise FprtError("a model is needed (--model FILE: an .onnx file, a training run folder or an engine), "
-                            "except for the classical methods ssim-max and phash")
+                            "except for the classical methods ssim-max and phash and for --method auto with a training split")
         t0 = time.perf_counter()
         model_obj = model_object or load_backend(model, backend=opts.backend, device=opts.device, threads=opts.threads,
                                                  compile=opts.compile)
@@ -524,6 +529,7 @@ def _summary(job: Job, parts: Assembled, result, opts: ScoreOptions, clock, *, b
         "method": {"name": job.method.name, "source": job.method.source, "summary": job.method.summary,
                    "params": result.params, "options": opts.method_options.to_dict()},
         "score": {"column": "score", "is": result.score_name, "larger_means": result.larger_means,
+                  "convention": SCORE_CONVENTION,
                   "neighbour_scores": result.neighbour_score_name},
         "metric": job.meta.metric,
         "data": {"root": str(job.layout.root), "layout": job.layout.kind,
@@ -586,6 +592,7 @@ def score(
     alpha: float = 0.5,
     threshold: float | None = None,
     ssim_size: int = 256,
+    ssim_exact: bool = False,
     csv_header: str | None = None,
     keep_extension: bool = False,
     subset_labels: str = "names",
@@ -619,7 +626,7 @@ def score(
         method=method, backend=backend, device=device, threads=threads, compile=compile, batch_size=batch_size,
         workers=workers, cache=cache, use_cache=use_cache, on_error=on_error, check=check, labels=labels, plots=plots,
         progress=progress, overwrite=overwrite, allow_task_mismatch=allow_task_mismatch,
-        method_options=MethodOptions(k=k, alpha=alpha, threshold=threshold, ssim_size=ssim_size),
+        method_options=MethodOptions(k=k, alpha=alpha, threshold=threshold, ssim_size=ssim_size, ssim_exact=ssim_exact),
         fmt=RunCsvFormat(header=csv_header, keep_extension=keep_extension, subset_labels=subset_labels),
     )
     runner = runner or Runner()
@@ -647,6 +654,16 @@ def _process_age() -> float | None:
         return max(0.0, uptime - start_ticks / ticks)
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _model_free_auto(task: str):
+    """``auto`` for ``task`` when it can run without a model (``Method.model_optional``), else None."""
+    from fprt.runtime.methods import get_method, method_names
+
+    if "auto" not in method_names(task):
+        return None
+    meth = get_method("auto", task)
+    return meth if getattr(meth, "model_optional", False) else None
 
 
 def _ovr_auc(truth, class_scores, classes) -> float | None:

@@ -120,6 +120,7 @@ class TrainResult:
     metric_name: str
     status: str
     seconds: float
+    baselines: dict = field(default_factory=dict)  # simple baselines on the same validation split (trainer/baselines.py)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -658,6 +659,13 @@ def _train(
     if resume and run.has_state():
         state = run.load_state(model, optimizer)
         log.info("resuming %s from epoch %d", out, state["epoch"])
+    from fprt.trainer.baselines import task_baselines
+
+    baselines = task_baselines(task_data.task, strategy)
+    doc["baselines"] = baselines
+    base_cols = {f"baseline_{k}": v for k, v in baselines.items()}
+    if baselines:
+        log.info("simple baselines on the validation split: %s", ", ".join(f"{k} {v:.4f}" for k, v in baselines.items()))
     if not run.config.exists() or not resume:
         run.write_config({**doc, "status": "running"})
 
@@ -669,7 +677,7 @@ def _train(
         val0 = strategy.validate()
         history.append({"epoch": 0, "train_loss": "", "val_metric_name": strategy.metric_name,
                         "val_metric": float(val0["val_metric"]), "val_loss": val0.get("val_loss", ""), "lr": cfg.lr,
-                        "steps": 0, "seconds": 0.0})
+                        "steps": 0, "seconds": 0.0, **base_cols})
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["stopped_early"]:
             break
@@ -701,7 +709,7 @@ def _train(
         bar.close()
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_metric_name": strategy.metric_name,
                "val_metric": metric, "val_loss": val.get("val_loss", ""), "lr": cfg.lr,
-               "steps": len(batches), "seconds": time.perf_counter() - t0}
+               "steps": len(batches), "seconds": time.perf_counter() - t0, **base_cols}
         history.append(row)
         best = state["best_metric"]
         if best is None or (np.isfinite(metric) and (not np.isfinite(best) or metric > best)):
@@ -731,7 +739,7 @@ def _train(
     meta = run.save_model(model, meta, {**doc, "status": status, "best": _best(state, strategy)})
     _write_plots(run, history, task_data, strategy, val)
     return TrainResult(run.root, meta, history, state["best_epoch"], state["best_metric"], strategy.metric_name,
-                       status, time.perf_counter() - started)
+                       status, time.perf_counter() - started, baselines)
 
 
 def _best(state: dict, strategy) -> dict:

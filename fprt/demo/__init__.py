@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..errors import FprtError
 from .montage import make_montage
-from .plan import MEMBERSHIP_DEFAULTS, SUBSETS_DEFAULTS, TASKS, Plan, plan_membership, plan_subsets
+from .plan import MEMBERSHIP_DEFAULTS, SUBSETS_DEFAULTS, TASKS, TRACE_MIX, Plan, plan_membership, plan_subsets
 
 
 class DemoOptionError(FprtError, ValueError):
@@ -202,6 +202,7 @@ def make_demo_data(
             "seed": int(seed),
             "options": opts,
             "counts": plan.counts,
+            **({"trace_mix": {"of": "non-blend copies", **dict(TRACE_MIX)}} if task == "membership" else {}),
             "layout": layout,
             "labels": {"file": "test/labels.csv", "format": "image_id,label (no header)",
                        "values": ("t1..tK" if task == "subsets" else "1 = used, 0 = not used")},

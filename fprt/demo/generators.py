@@ -34,9 +34,10 @@ class Geometry:
     angle: float = 0.0  # degrees, counter-clockwise on screen
     warp: float = 0.0  # amplitude (px) of the elastic warp
     warp_seed: int = 0
+    scale: float = 1.0  # rescale about the centre (1.03: 3 % larger)
 
     def is_identity(self) -> bool:
-        return self.dx == 0 and self.dy == 0 and self.angle == 0 and self.warp == 0
+        return self.dx == 0 and self.dy == 0 and self.angle == 0 and self.warp == 0 and self.scale == 1.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def artifact_pattern(art: Artifact) -> np.ndarray:
 
 
 def _mesh(geo: Geometry, cells: int = 4) -> list:
-    """PIL MESH data: for each output cell the source quad (rotation about the centre, shift, warp)."""
+    """PIL MESH data: for each output cell the source quad (rotation and rescale about the centre, shift, warp)."""
     step = SIZE / cells
     c = (SIZE - 1) / 2.0
     a = math.radians(geo.angle)
@@ -147,7 +148,7 @@ def _mesh(geo: Geometry, cells: int = 4) -> list:
     wy = smooth_field(rng, (cells + 1, cells + 1), 3) * geo.warp if geo.warp else np.zeros((cells + 1, cells + 1))
 
     def src(i: int, j: int) -> tuple[float, float]:  # output grid node (col i, row j) → source point
-        x, y = i * step - c - geo.dx, j * step - c - geo.dy
+        x, y = (i * step - c - geo.dx) / geo.scale, (j * step - c - geo.dy) / geo.scale
         return (ca * x - sa * y + c + float(wx[j, i]), sa * x + ca * y + c + float(wy[j, i]))
 
     mesh = []

@@ -12,9 +12,12 @@ under opaque names, labels t1..tK.
 
 membership: one cohort. For each split (train, test) its own real images — ``used`` and
 ``not_used``, same distribution — and its own generator "trained" on the used ones: a fraction of
-its outputs are near-copies of memorised used images (each re-rendered from that image's anatomy,
-then shifted, rotated, warped, restyled, with new noise) or blends of two of them; the rest are
-new anatomies. Not every used image is memorised; not-used images never are. The test split's real
+its outputs are traces of memorised used images, each re-rendered from that image's anatomy with
+new noise, or blends of two of them; the rest are new anatomies. The single-image traces come in
+three kinds, in the proportions of ``TRACE_MIX`` (of the non-blend copies): ``near-copy`` (same
+place, same scanner protocol, new noise), ``moved-copy`` (same protocol; shifted, turned, rescaled
+±3 % and smoothly warped) and ``restyled-copy`` (barely moved; the generator's own version of a
+re-drawn protocol: window, level, gamma, sharpness). Not every used image is memorised; not-used images never are. The test split's real
 images are new people, so a model cannot recognise identities: it must find transformed traces.
 """
 
@@ -44,6 +47,18 @@ MEMBERSHIP_DEFAULTS = {
     "memorised_fraction": 0.7,
     "blend_fraction": 0.15,
 }
+
+
+TRACE_MIX = (("near-copy", 0.3), ("moved-copy", 0.4), ("restyled-copy", 0.3))
+
+
+def _trace_kinds(n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` trace kinds in the proportions of ``TRACE_MIX`` (rounded; the last kind takes the rest), shuffled."""
+    kinds: list[str] = []
+    for name, frac in TRACE_MIX[:-1]:
+        kinds += [name] * int(round(frac * n))
+    kinds = kinds[:n] + [TRACE_MIX[-1][0]] * max(0, n - len(kinds))
+    return [kinds[j] for j in rng.permutation(n)]
 
 
 @dataclass(frozen=True)
@@ -202,11 +217,13 @@ def plan_membership(
             used_dir = not_dir = "test/real_unknown"
             gen_dir = "test/generated"
         used: list[Anatomy] = []
+        used_sc: list[Scanner] = []
         for i, name in enumerate(used_ids):
             r = rs(s, "used", i)
             an = cohort.sample_anatomy(r)
             used.append(an)
-            plan.jobs.append(Job(f"{used_dir}/{name}.png", (an,), cohort.sample_scanner(r), int(r.integers(2**63 - 1))))
+            used_sc.append(cohort.sample_scanner(r))
+            plan.jobs.append(Job(f"{used_dir}/{name}.png", (an,), used_sc[-1], int(r.integers(2**63 - 1))))
             if s == "test":
                 plan.labels[name] = "1"
         for i, name in enumerate(not_ids):
@@ -226,6 +243,9 @@ def plan_membership(
         cycle = [memorised[j % len(memorised)] for j in range(n_copy)] if memorised else []
         cycle = [cycle[j] for j in rm.permutation(len(cycle))]
         blend_slots = set(int(j) for j in rm.permutation(n_copy)[:n_blend])
+        trace_kinds = iter(_trace_kinds(n_copy - len(blend_slots), rs(s, "trace-kinds")))
+        faithful = replace(gen, noise_scale=1.0, kernel_shift=0.0, level_shift=0.0, width_scale=1.0, gamma=1.0)
+        n_kind = {name: 0 for name, _ in TRACE_MIX}
         copied: set[int] = set()
         c_idx = 0
         for j, name in enumerate(gen_ids):
@@ -250,9 +270,10 @@ def plan_membership(
                     plan.sources.append((s, name, "blend", f"{used_ids[a]};{used_ids[b]}"))
                     copied.update((a, b))
                 else:
-                    job = Job(f"{gen_dir}/{name}.png", (used[a],), sc, int(r.integers(2**63 - 1)), gen,
-                              (gen.sample_geometry(r),))
-                    plan.sources.append((s, name, "copy", used_ids[a]))
+                    kind = next(trace_kinds)
+                    n_kind[kind] += 1
+                    job = _trace_job(kind, f"{gen_dir}/{name}.png", used[a], used_sc[a], sc, gen, faithful, r)
+                    plan.sources.append((s, name, kind, used_ids[a]))
                     copied.add(a)
                 c_idx += 1
             else:
@@ -261,11 +282,27 @@ def plan_membership(
                 plan.sources.append((s, name, "novel", ""))
             plan.jobs.append(job)
         counts.update({f"{s}_used": nu, f"{s}_not_used": nn, f"{s}_generated": ng, f"{s}_copies": n_copy - n_blend,
+                       **{f"{s}_{k.replace('-', '_')}": v for k, v in n_kind.items()},
                        f"{s}_blends": n_blend, f"{s}_used_with_trace": len(copied)})
     counts["images"] = len(plan.jobs)
     plan.counts = counts
     _shuffle_test_order(plan)
     return plan
+
+
+def _trace_job(kind: str, rel: str, source: Anatomy, source_sc: Scanner, redrawn_sc: Scanner, gen: GeneratorStyle,
+               faithful: GeneratorStyle, r: np.random.Generator) -> Job:
+    """One single-image trace of ``source`` (see ``TRACE_MIX``); every kind re-draws the noise."""
+    noise_seed = int(r.integers(2**63 - 1))
+    if kind == "near-copy":
+        return Job(rel, (source,), source_sc, noise_seed, faithful, (Geometry(),))
+    if kind == "moved-copy":
+        geo = replace(gen.sample_geometry(r), scale=float(math.exp(r.normal(0, 0.03))))
+        return Job(rel, (source,), source_sc, noise_seed, faithful, (geo,))
+    if kind == "restyled-copy":
+        geo = Geometry(dx=float(r.normal(0, 0.5)), dy=float(r.normal(0, 0.5)), angle=float(r.normal(0, 0.3)))
+        return Job(rel, (source,), redrawn_sc, noise_seed, gen, (geo,))
+    raise ValueError(f"unknown trace kind {kind!r}")
 
 
 def _shuffle_test_order(plan: Plan) -> None:

@@ -204,7 +204,7 @@ def write_labels(path: Path, labels: dict[str, str]) -> None:
 
 
 def write_sources(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
-    """Ground truth of every generated image: split, image_id, kind (novel|copy|blend), source real ids."""
+    """Ground truth of every generated image: split, image_id, kind (novel|near-copy|moved-copy|restyled-copy|blend), source real ids."""
     lines = ["split,image_id,kind,sources\n"] + [",".join(r) + "\n" for r in rows]
     atomic_write_text(path, "".join(lines))
 

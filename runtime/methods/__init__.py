@@ -6,6 +6,7 @@ method              task        what it does (source)
 centroid            subsets     nearest class centroid (AIMultimediaLab 2025)
 classifier          subsets     argmax of a classifier's logits (Medhastra 2025)
 knn                 subsets     k-NN vote over labelled real+generated training images
+auto                membership  evidence (pixels, geometry, SSIM, embedding) fused on the training split
 max-sigma           membership  best similarity to generated > μ + α·σ (Medhastra 2025)
 max-threshold       membership  best similarity to generated > the model's validation threshold
 logreg              membership  logistic regression on two best scores, fitted on --reference (Medhastra 2025)
@@ -18,7 +19,8 @@ phash               membership  pHash Hamming distance (DMK 2023, no model)
 ==================  ==========  ============================================================
 
 Defaults (``default_method``): subsets → ``classifier`` for classifiers, ``centroid`` when the
-model stores centroids or a reference is given; membership → ``pair`` for pair scorers,
+model stores centroids or a reference is given; membership → ``auto`` whenever a training split is
+present (train/ or ``--reference``), else ``pair`` for pair scorers,
 ``max-threshold`` when the model stores a validation threshold, else ``max-sigma``.
 """
 
@@ -106,6 +108,8 @@ def default_method(task: str, meta, *, has_reference: bool) -> Method:
             "no default subsets method for this model: it stores no class centroids; pass --reference with the "
             "training data (centroid, knn) or --method"
         )
+    if has_reference and "membership" in _auto_registry():
+        return get_method("auto", "membership")  # evidence fused on the training split
     if meta.kind == "pair":
         return get_method("pair")
     if meta.threshold is not None:

@@ -30,9 +30,11 @@ class MethodOptions:
     alpha: float = 0.5  # max-sigma: threshold = mu + alpha * sigma (Medhastra's alpha = 0.5)
     threshold: float | None = None  # a fixed decision threshold in the score's own units (overrides the rule's)
     ssim_size: int = 256  # ssim-max: images compared at this size
+    ssim_exact: bool = False  # ssim-max: every pair (slow) instead of the raw-pixel NCC candidates
 
     def to_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "alpha": self.alpha, "threshold": self.threshold, "ssim_size": self.ssim_size}
+        return {"k": self.k, "alpha": self.alpha, "threshold": self.threshold, "ssim_size": self.ssim_size,
+                "ssim_exact": self.ssim_exact}
 
 
 @dataclass

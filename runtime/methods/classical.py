@@ -128,6 +128,31 @@ class SsimIndex:
         return vals, idxs
 
 
+SSIM_CANDIDATES = 64  # ssim-max prefilter: SSIM on each query's 64 nearest images by raw-pixel NCC
+
+
+def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, candidates: int = SSIM_CANDIDATES,
+                          exclude_self: bool = False):
+    """``SsimIndex.topk`` on candidates: SSIM only on each query's ``candidates`` nearest database images by
+    raw-pixel NCC at 32×32 (``fprt.runtime.similarity`` top-k, never all pairs). Same return shapes;
+    the values are the exact SSIM of the pairs kept, the maximum can be missed when the most similar
+    image by SSIM is not among the candidates (recall measured in benchmarks/bench_evidence_membership.py)."""
+    from fprt.runtime.evidence.geometry import ssim_candidates
+    from fprt.runtime.evidence.membership import pixel_vectors
+    from fprt.runtime.methods.reductions import search
+
+    n = len(database)
+    k = min(k, n - 1 if exclude_self else n)
+    c = max(k, min(candidates, n - 1 if exclude_self else n))
+    pq = pixel_vectors(queries)
+    pd = pq if exclude_self else pixel_vectors(database)
+    cand = search(pq, pd, metric="cosine", k=c, exclude_self=exclude_self).row_indices
+    s = ssim_candidates(np.asarray(queries, np.float32), np.asarray(database, np.float32), cand)
+    order = np.argsort(-s, axis=1, kind="stable")
+    idx = np.take_along_axis(cand, order, 1)[:, :k]
+    return np.take_along_axis(s, order, 1)[:, :k], idx
+
+
 def ssim_pair(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two images, written out per formula (float64): the oracle the tests hold SsimIndex to."""
     from scipy.ndimage import correlate1d

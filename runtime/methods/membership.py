@@ -19,7 +19,10 @@ alike; L2 as negative distance). ``s(r)`` below is a real image's best closeness
 - ``vcmi-max``, ``vcmi-std``, ``vcmi-retrieval`` (VCMI 2023, on any similarity): used when s(r)
   beats the best real×real closeness; when s(r) exceeds mean + 3·std of all real×real
   closenesses; when r is the nearest real image of at least one generated image (column top-1).
-- ``ssim-max`` (VCMI 2023's winning run, F1 0.802): ``vcmi-max`` on SSIM of the pixels.
+- ``ssim-max`` (VCMI 2023's winning run, F1 0.802): ``vcmi-max`` on SSIM of the pixels. By default
+  SSIM is computed on each real image's candidates only (its 64 nearest images by raw-pixel NCC at
+  32×32, through the similarity extension); ``--ssim-exact`` computes every pair
+  (benchmarks/bench_evidence_membership.py measures the candidates' recall of the exact maximum).
 - ``phash`` (DMK 2023): pHash Hamming distance; used when the nearest generated hash is closer than
   any two real images' hashes are (or within ``--threshold`` bits).
 """
@@ -253,17 +256,24 @@ class SsimMax(_MaxBase):
     def score(self, ctx: Context) -> MethodResult:
         from fprt.runtime.methods.classical import SsimIndex
 
+        from fprt.runtime.methods.classical import ssim_topk_prefiltered
+
         real, gen = ctx.emb("test", "pixels"), ctx.emb("test_generated", "pixels")
         k = min(ctx.options.k, len(gen))
-        vals, idx = SsimIndex(gen).topk(real, k)
-        rr, _ = SsimIndex(real).topk(real, 1, exclude_self=True)
+        if ctx.options.ssim_exact:
+            vals, idx = SsimIndex(gen).topk(real, k)
+            rr, _ = SsimIndex(real).topk(real, 1, exclude_self=True)
+        else:
+            vals, idx = ssim_topk_prefiltered(real, gen, k)
+            rr, _ = ssim_topk_prefiltered(real, real, 1, exclude_self=True)
         s = vals[:, 0]
         t = float(rr[:, 0].max()) if ctx.options.threshold is None else float(ctx.options.threshold)
         return MethodResult(
             decisions=_decide(s > t), score=s, score_name="max SSIM to the generated set", larger_means="more likely used",
             columns={"max_ssim_to_generated": s, "max_ssim_to_other_real": rr[:, 0]},
             neighbours=neighbour_names(idx, ctx.names("test_generated")), neighbour_scores=vals,
-            neighbour_score_name="SSIM to the nearest generated images", params={"threshold_ssim": t, "ssim_size": ctx.options.ssim_size},
+            neighbour_score_name="SSIM to the nearest generated images", params={"threshold_ssim": t, "ssim_size": ctx.options.ssim_size,
+                    "pairs": "all" if ctx.options.ssim_exact else "raw-pixel NCC candidates"},
         )
 
 

@@ -62,20 +62,28 @@ def test_membership_sources_only_point_at_used_images(membership_root: Path):
     rows = [line.split(",") for line in (membership_root / "sources.csv").read_text().splitlines()[1:]]
     labels = read_labels_csv(membership_root / "test" / "labels.csv")
     train_used = {p.stem for p in _pngs(membership_root / "train" / "real" / "used")}
-    kinds = {"novel": 0, "copy": 0, "blend": 0}
+    kinds = {"novel": 0, "near-copy": 0, "moved-copy": 0, "restyled-copy": 0, "blend": 0}
     traced = {"train": set(), "test": set()}
     for split, image_id, kind, sources in rows:
         kinds[kind] += 1
         srcs = [s for s in sources.split(";") if s]
-        assert len(srcs) == {"novel": 0, "copy": 1, "blend": 2}[kind]
+        assert len(srcs) == {"novel": 0, "blend": 2}.get(kind, 1)
         for s in srcs:
             # a trace always comes from an image the generator was trained on: never a not-used one
             assert (s in train_used) if split == "train" else (labels[s] == "1")
             traced[split].add(s)
     meta = json.loads((membership_root / "demo.json").read_text())
     n_gen = MEMBERSHIP_SMALL["n_generated"]
-    assert kinds["copy"] + kinds["blend"] == 2 * round(meta["options"]["copy_fraction"] * n_gen)
+    singles = kinds["near-copy"] + kinds["moved-copy"] + kinds["restyled-copy"]
+    assert singles + kinds["blend"] == 2 * round(meta["options"]["copy_fraction"] * n_gen)
     assert kinds["blend"] > 0
+    # the three kinds of single-image traces in the stated proportions (per split, rounded)
+    assert meta["trace_mix"] == {"of": "non-blend copies", "near-copy": 0.3, "moved-copy": 0.4, "restyled-copy": 0.3}
+    for split in ("train", "test"):
+        n = meta["counts"][f"{split}_copies"]
+        for kind in ("near_copy", "moved_copy"):
+            assert meta["counts"][f"{split}_{kind}"] == round(meta["trace_mix"][kind.replace("_", "-")] * n)
+        assert sum(meta["counts"][f"{split}_{k}"] for k in ("near_copy", "moved_copy", "restyled_copy")) == n
     # not every used image has a trace (memorised_fraction < 1), but most do
     for split in ("train", "test"):
         n_traced = len(traced[split])

@@ -46,3 +46,25 @@ def test_phash_against_dct_definition(rng):
     a, b = phash_bits(img), phash_bits(np.clip(img.astype(int) + 40, 0, 255).astype(np.uint8))
     pa, pb = np.where(a, 1.0, -1.0), np.where(b, 1.0, -1.0)
     assert hamming_from_ip(pa @ pb) == np.count_nonzero(a != b)
+
+
+def test_ssim_prefiltered_topk_against_the_exact_path():
+    """ssim-max's default: SSIM on raw-pixel NCC candidates. Its values are exact SSIM values, never above the
+    exact maximum, and it finds the exact maximum for (nearly) every query on scan-like data."""
+    from membership_testkit import body_templates, draw_split
+
+    from fprt.runtime.methods.classical import SsimIndex, ssim_topk_prefiltered
+
+    rng = np.random.default_rng(2)
+    used, not_used, gen, _ = draw_split(rng, body_templates(rng), 12, 12, 40)
+    real, gen = np.stack(used + not_used), np.stack(gen)
+    ev, ei = SsimIndex(gen).topk(real, 3)
+    pv, pi = ssim_topk_prefiltered(real, gen, 3, candidates=16)
+    assert pv.shape == ev.shape and pi.shape == ei.shape
+    assert np.all(pv[:, 0] <= ev[:, 0] + 1e-5)
+    found = np.isclose(pv[:, 0], ev[:, 0], atol=1e-5)
+    assert found.mean() >= 0.95, found.mean()
+    assert np.allclose(pv[found, 0], ev[found, 0], atol=1e-5) and np.array_equal(pi[found, 0], ei[found, 0])
+    rv, _ = SsimIndex(real).topk(real, 1, exclude_self=True)
+    qv, qi = ssim_topk_prefiltered(real, real, 1, exclude_self=True, candidates=8)
+    assert np.all(qi[:, 0] != np.arange(len(real))) and np.all(qv[:, 0] <= rv[:, 0] + 1e-5)

@@ -107,7 +107,9 @@ def test_membership_end_to_end(membership_case, tmp_path):
     data, model = membership_case
     labels = data / "test" / "labels.csv"
     r = score(model, data, tmp_path / "a", labels=labels, progress=False)
-    assert r.method == "max-sigma"  # no validation threshold in this model
+    assert r.method == "auto"  # a training split is present: evidence fused on it
+    assert r.summary["evidence"]["rows"] and r.metrics["roc_auc"] >= 0.9
+    r = score(model, data, tmp_path / "a", method="max-sigma", labels=labels, progress=False)
     lines = _lines(r.run_csv)
     assert len(lines) == 16 and {line.split(",")[1] for line in lines} <= {"0", "1"}
     assert r.metrics["roc_auc"] >= 0.9  # half the generated images are near-copies of used images
@@ -122,7 +124,8 @@ def test_membership_end_to_end(membership_case, tmp_path):
 def test_pair_method(tmp_path):
     data = make_membership_data(tmp_path / "data", n_real=8, n_gen=16)
     model, _, _ = make_onnx(tmp_path / "p.onnx", kind="pair", task="membership")
-    r = score(model, data, tmp_path / "out", labels=data / "test" / "labels.csv", k=3, plots=False, progress=False)
+    r = score(model, data, tmp_path / "out", method="pair", labels=data / "test" / "labels.csv", k=3, plots=False,
+              progress=False)
     assert r.method == "pair"
     assert r.metrics["roc_auc"] >= 0.8
     assert (r.summary["method"]["params"]["threshold"]) == 0.5
@@ -223,6 +226,7 @@ def test_demo_data_both_tasks(demo_sets, tmp_path):
     assert sorted(line.split(",")[0] for line in _lines(r.run_csv)) == sorted(line.split(",")[0] for line in truth)
     assert r.metrics["accuracy"] >= 0.5  # chance: 1/3 (measured 0.67)
     model, _, _ = make_onnx(tmp_path / "m.onnx", task="membership", size=64, pool=4, dim=64, metric="cosine")
-    r = score(model, mem, tmp_path / "m", labels=mem / "test" / "labels.csv", plots=False, progress=False)
+    r = score(model, mem, tmp_path / "m", method="max-sigma", labels=mem / "test" / "labels.csv", plots=False,
+              progress=False)
     assert r.method == "max-sigma" and r.n_test == 24
     assert r.metrics["roc_auc"] >= 0.7  # chance: 0.5 (measured 0.81)
