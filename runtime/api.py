@@ -198,7 +198,11 @@ def score(
         layout, ref = _resolve_data(data, reference)
     task = layout.task
     meth = get_method(method, task) if method else None
-    features = meth.features(options) if meth is not None else None
+    model_given = model is not None or model_object is not None
+    if meth is None and not model_given and ref is not None:
+        meth = _model_free_auto(task)  # a training split and no model: auto on pixels, where the task has one
+    # a method that can run either way (model_optional) stands its features in only when no model is given
+    features = meth.features(options) if meth is not None and not (model_given and meth.model_optional) else None
     if features is not None:
         model_obj = features
         if model is not None:
@@ -411,6 +415,16 @@ def score(
         n_test=len(test_paths), images_per_s=summary["images_per_s"] or 0.0, model_images_per_s=summary["model_images_per_s"],
         metrics=metrics, metrics_json=metrics_json, plots=plot_files, bad_files=bad_files, summary=summary,
     )
+
+
+def _model_free_auto(task: str):
+    """``auto`` for ``task`` when it can run without a model (``Method.model_optional``), else None."""
+    from fprt.runtime.methods import get_method, method_names
+
+    if "auto" not in method_names(task):
+        return None
+    meth = get_method("auto", task)
+    return meth if meth.model_optional else None
 
 
 def _ovr_auc(truth, class_scores, classes) -> float | None:

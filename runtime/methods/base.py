@@ -87,6 +87,7 @@ class Method:
     kinds: tuple[str, ...] = ("embedding",)  # model kinds it scores with ("classical": no model)
     needs_reference: bool = False
     output: str = "embedding"  # the model output it compares
+    model_optional: bool = False  # runs with a model, or without one on ``features()`` standing in for it
 
     def features(self, options: MethodOptions):
         """Classical methods: the feature extractor that stands in for a model; None = use the model."""
