@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fprt.errors import DataError, FprtError
-from fprt.runtime.methods.base import Context, ImageSet, MethodOptions, as_numpy
+from fprt.runtime.methods.base import SCORE_CONVENTION, Context, ImageSet, MethodOptions, as_numpy
 from fprt.runtime.outputs import RunCsvFormat
 
 log = logging.getLogger("fprt.runtime")
@@ -380,6 +380,7 @@ def score(
         "method": {"name": meth.name, "source": meth.source, "summary": meth.summary, "params": result.params,
                    "options": options.to_dict()},
         "score": {"column": "score", "is": result.score_name, "larger_means": result.larger_means,
+                  "convention": SCORE_CONVENTION,
                   "neighbour_scores": result.neighbour_score_name},
         "metric": metric,
         "data": {"root": str(layout.root), "layout": layout.kind,

@@ -15,6 +15,10 @@ import numpy as np
 from fprt.errors import FprtError
 
 
+SCORE_CONVENTION = ("larger = more likely the decision taken, in every method of both tasks "
+                    "(membership: used; subsets: the chosen subset); distances enter negated")
+
+
 @dataclass
 class ImageSet:
     """A named list of images to embed; ``labels`` (one per image) for labelled reference sets."""
