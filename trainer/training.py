@@ -119,6 +119,7 @@ class TrainResult:
     metric_name: str
     status: str
     seconds: float
+    baselines: dict = field(default_factory=dict)  # simple baselines on the same validation split (config.json "baselines")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -555,6 +556,7 @@ def train(
     if resume:
         saved = run.read_config()
         _check_resume(saved.get("train", {}), doc["train"], Path(out))
+    doc["baselines"] = simple_baselines(task_data, cfg)
 
     torch.manual_seed(cfg.seed)
     model = create_model(spec.name, weights=cfg.weights, **model_kwargs).to(device)
@@ -591,7 +593,7 @@ def train(
         val0 = strategy.validate()
         history.append({"epoch": 0, "train_loss": "", "val_metric_name": strategy.metric_name,
                         "val_metric": float(val0["val_metric"]), "val_loss": val0.get("val_loss", ""), "lr": cfg.lr,
-                        "steps": 0, "seconds": 0.0})
+                        "steps": 0, "seconds": 0.0, **baseline_columns(doc["baselines"])})
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["stopped_early"]:
             break
@@ -623,7 +625,7 @@ def train(
         bar.close()
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_metric_name": strategy.metric_name,
                "val_metric": metric, "val_loss": val.get("val_loss", ""), "lr": cfg.lr,
-               "steps": len(batches), "seconds": time.perf_counter() - t0}
+               "steps": len(batches), "seconds": time.perf_counter() - t0, **baseline_columns(doc["baselines"])}
         history.append(row)
         best = state["best_metric"]
         if best is None or (np.isfinite(metric) and (not np.isfinite(best) or metric > best)):
@@ -653,7 +655,21 @@ def train(
     meta = run.save_model(model, meta, {**doc, "status": status, "best": _best(state, strategy)})
     _write_plots(run, history, task_data, strategy, val)
     return TrainResult(run.root, meta, history, state["best_epoch"], state["best_metric"], strategy.metric_name,
-                       status, time.perf_counter() - started)
+                       status, time.perf_counter() - started, doc["baselines"])
+
+
+def simple_baselines(data: TaskData, cfg: TrainConfig) -> dict:
+    """The simple baselines of the task on the run's validation split (subsets: pixel logistic regression)."""
+    if data.task == "subsets":
+        from fprt.trainer.baselines_subsets import subsets_baselines
+
+        return subsets_baselines(data, cfg.val_fraction, cfg.seed)
+    return {}
+
+
+def baseline_columns(baselines: dict) -> dict:
+    """metrics.csv columns: each baseline's validation metric beside the model's, on every row."""
+    return {f"baseline_{name}": b["val_metric"] for name, b in baselines.items()}
 
 
 def _best(state: dict, strategy) -> dict:
