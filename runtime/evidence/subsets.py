@@ -55,6 +55,7 @@ class Candidate:
     test: np.ndarray  # n_test × K class scores
     cv_accuracy: float
     in_sample: bool = False  # scores on images the model was trained on: shown, never chosen or stacked
+    seconds: float = 0.0  # time to build it (fits, searches)
     weights: dict[str, float] = field(default_factory=dict)  # stacked: each candidate's share of the weight
 
     @property
@@ -245,27 +246,48 @@ class SubsetsInputs:
     centroids: np.ndarray | None = None  # the model's, in the order of ``classes``
     classifier_gen: np.ndarray | None = None  # a classifier model's probabilities (in-sample on training)
     classifier_test: np.ndarray | None = None
+    seconds: float = 0.0  # decoding + pixel features
 
 
 def candidates(inp: SubsetsInputs, *, n_neighbours: int = 5, seed: int = 0) -> tuple[list[Candidate], list]:
-    """Every candidate of ``inp`` plus the stacked one, with the folds they were validated on."""
+    """Every candidate of ``inp`` plus the stacked one, with the folds they were validated on.
+
+    The fits run with one BLAS thread (threadpoolctl): these small dense problems gain nothing from more,
+    and a multi-threaded BLAS that spins on a busy machine made each fit 10× slower (measured)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _candidates(inp, n_neighbours=n_neighbours, seed=seed)
+
+
+def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[list[Candidate], list]:
+    import time
+
     k = len(inp.classes)
     y, yr = inp.y_gen, inp.y_real
     folds = folds_for(y, seed)
     has_real = len(yr) > 0
     out: list[Candidate] = []
+
+    def add(build, *args) -> None:
+        t0 = time.perf_counter()
+        cand = build(*args)
+        cand.seconds = time.perf_counter() - t0
+        out.append(cand)
+
     if inp.emb_gen is not None:
+        real = inp.emb_real if has_real else inp.emb_gen[:0]
         if inp.centroids is not None or has_real:
-            out.append(centroid_candidate(inp.emb_gen, y, inp.emb_test, inp.emb_real, yr, k, inp.metric, inp.centroids))
-        out.append(knn_candidate(inp.emb_gen, y, inp.emb_test, inp.emb_real if has_real else inp.emb_gen[:0], yr, k,
-                                 inp.metric, n_neighbours))
+            add(centroid_candidate, inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, inp.centroids)
+        add(knn_candidate, inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, n_neighbours)
         if not inp.embedding_is_pixels:
-            out.append(probe_candidate("probe_embedding", inp.emb_gen, y, inp.emb_test, folds, k, inp.emb_real, yr))
-    out.append(probe_candidate("probe_pixels", inp.px_gen["pixels_small"], y, inp.px_test["pixels_small"], folds, k,
-                               inp.px_real["pixels_small"] if has_real else None, yr if has_real else None))
-    out.append(probe_candidate("fingerprint", inp.px_gen["fingerprint"], y, inp.px_test["fingerprint"], folds, k))
+            add(probe_candidate, "probe_embedding", inp.emb_gen, y, inp.emb_test, folds, k, real, yr)
+    px_real = inp.px_real["pixels_small"] if has_real else None
+    add(probe_candidate, "probe_pixels", inp.px_gen["pixels_small"], y, inp.px_test["pixels_small"], folds, k,
+        px_real, yr if has_real else None)
+    add(probe_candidate, "fingerprint", inp.px_gen["fingerprint"], y, inp.px_test["fingerprint"], folds, k)
     if len(out) > 1:
-        out.append(stacked_candidate(out, y, folds, k))
+        add(stacked_candidate, list(out), y, folds, k)
     if inp.classifier_gen is not None:
         out.append(Candidate("classifier", inp.classifier_gen, inp.classifier_test,
                              accuracy(inp.classifier_gen, y), in_sample=True))

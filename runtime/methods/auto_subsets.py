@@ -23,6 +23,8 @@ Neighbours: the nearest real training images *of the chosen subset* (file names)
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from fprt.errors import FprtError
@@ -89,11 +91,14 @@ class Auto(Method):
         gen, real = ctx.sets["ref_generated"], ctx.sets["ref_real"]
         classes = sorted(set(gen.labels) | set(real.labels), key=_natural)
         index = {c: i for i, c in enumerate(classes)}
+        t0 = time.perf_counter()
         size = native_size(ctx.sets["test"].paths[0])  # every set at the first test image's own size
         px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated", "ref_real")}
+        seconds = time.perf_counter() - t0
         inp = SubsetsInputs(classes=classes, y_gen=np.array([index[c] for c in gen.labels], np.int64),
                             y_real=np.array([index[c] for c in real.labels], np.int64),
-                            px_gen=px["ref_generated"], px_real=px["ref_real"], px_test=px["test"], metric=ctx.metric)
+                            px_gen=px["ref_generated"], px_real=px["ref_real"], px_test=px["test"], metric=ctx.metric,
+                            seconds=seconds)
         outputs = ctx.outputs["test"]
         if "embedding" in outputs:
             inp.emb_test = _rows(ctx.emb("test"))
@@ -129,7 +134,8 @@ class Auto(Method):
             neighbour_score_name=f"{_word(ctx.metric)} to the nearest real training images of the chosen subset",
             class_scores=s,
             params={"classes": classes, "chosen": chosen.name,
-                    "cv_accuracy": {c.name: c.cv_accuracy for c in cands}},
+                    "cv_accuracy": {c.name: c.cv_accuracy for c in cands},
+                    "seconds": {"pixel_features": round(inp.seconds, 3), **{c.name: round(c.seconds, 3) for c in cands}}},
             evidence=table,
         )
 
