@@ -34,6 +34,7 @@ from fprt.runtime.evidence.table import EvidenceRow, EvidenceTable
 
 PREFERENCE = ("stacked", "fingerprint", "probe_embedding", "probe_pixels", "knn", "centroid")
 MAX_FOLDS = 5
+LARGE = 2000  # generated training images from which 3 folds are used
 PROBE_C = 1.0
 
 CATCHES = {
@@ -64,13 +65,15 @@ class Candidate:
 
 
 def folds_for(y: np.ndarray, seed: int = 0):
-    """Stratified folds over the generated training images (as many as the smallest subset allows, ≤ 5)."""
+    """Stratified folds over the generated training images: 5 (3 from ``LARGE`` images on), at most as many
+    as the smallest subset has images."""
     from sklearn.model_selection import StratifiedKFold
 
-    smallest = int(np.bincount(y).min()) if len(y) else 0
+    counts = np.bincount(y) if len(y) else np.zeros(1, np.int64)
+    smallest = int(counts[counts > 0].min()) if counts.any() else 0  # subsets without generated images: not folded
     if smallest < 2:
         raise FprtError("--method auto needs at least 2 generated training images in every subset to cross-validate")
-    n = min(MAX_FOLDS, smallest)
+    n = min(MAX_FOLDS if len(y) < LARGE else 3, smallest)  # thousands of images: 3 folds estimate as well, 2/3 of the fits
     return list(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
