@@ -183,3 +183,33 @@ def test_choose_prefers_accuracy_then_the_stacked_probe():
              S.Candidate("fingerprint", wrong, wrong, 0.0), S.Candidate("classifier", right, right, 1.0, in_sample=True)]
     assert S.choose(cands).name == "stacked"
     assert S.choose([cands[0], cands[2]]).name == "centroid"
+
+
+@pytest.mark.parametrize("metric", ("cosine", "l2"))
+def test_knn_and_centroid_candidates_match_a_numpy_oracle(metric):
+    """k-NN leave-one-out votes and centroid closeness against the full similarity matrix (NumPy)."""
+    rng = np.random.default_rng(4)
+    k, d, nn = 3, 6, 5
+    y, yr = rng.integers(0, k, 40), np.repeat(np.arange(k), 7)
+    gen, real, test = (rng.standard_normal((n, d)).astype(np.float32) for n in (40, len(yr), 11))
+
+    def close(q, r):
+        q, r = q.astype(np.float64), r.astype(np.float64)
+        if metric == "cosine":
+            return (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (r / np.linalg.norm(r, axis=1, keepdims=True)).T
+        return -np.sqrt(((q[:, None] - r[None]) ** 2).sum(-1))
+
+    knn = S.knn_candidate(gen, y, test, real, yr, k, metric, nn)
+    base, labels = np.concatenate([real, gen]), np.concatenate([yr, y])
+    s = close(gen, base)
+    s[np.arange(40), len(yr) + np.arange(40)] = -np.inf  # leave one out
+    votes = np.stack([np.bincount(labels[np.argsort(-row, kind="stable")[:nn]], minlength=k) for row in s]) / nn
+    np.testing.assert_array_equal(np.floor(knn.oof * nn + 1e-9), votes * nn)
+    st = close(test, base)
+    votes_t = np.stack([np.bincount(labels[np.argsort(-row, kind="stable")[:nn]], minlength=k) for row in st]) / nn
+    np.testing.assert_array_equal(np.floor(knn.test * nn + 1e-9), votes_t * nn)
+
+    cen = S.centroid_candidate(gen, y, test, real, yr, k, metric)
+    cents = np.stack([real[yr == c].astype(np.float64).mean(0) for c in range(k)])
+    np.testing.assert_allclose(cen.test, close(test, cents), rtol=1e-5, atol=1e-5)
+    assert cen.cv_accuracy == pytest.approx(float((close(gen, cents).argmax(1) == y).mean()))
