@@ -206,7 +206,7 @@ def score_cmd(
     data: str = typer.Argument(..., metavar="DATA", help="Dataset folder with a test split (or train*/ + test*/ subfolders)."),
     out: str = typer.Option(..., "--out", "-o", help="Folder for run.csv, scores.csv, summary.json (+ metrics.json, plots)."),
     model: str = typer.Option(None, "--model", "-m", help="An .onnx file, a training run folder / .safetensors, or a .plan engine."),
-    method: str = typer.Option(None, "--method", help="subsets: centroid | classifier | knn; membership: max-sigma | max-threshold | logreg | pair | vcmi-max | vcmi-std | vcmi-retrieval | ssim-max | phash (default: per task and model)."),
+    method: str = typer.Option(None, "--method", help="subsets: auto (default with a training split; runs without --model too) | centroid | classifier | knn; membership: max-sigma | max-threshold | logreg | pair | vcmi-max | vcmi-std | vcmi-retrieval | ssim-max | phash (default: per task and model)."),
     reference: str = typer.Option(None, "--reference", help="Training data (real/ + generated/) for centroid/knn/logreg; default: DATA's train split."),
     labels: str = typer.Option(None, "--labels", help="True labels (run.csv format) → metrics.json and plots."),
     backend: str = typer.Option(None, "--backend", help="Override the backend chosen from the model file: onnx | torch | tensorrt."),

@@ -280,7 +280,7 @@ def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[li
 
     if inp.emb_gen is not None:
         real = inp.emb_real if has_real else inp.emb_gen[:0]
-        if inp.centroids is not None or has_real:
+        if inp.centroids is not None or set(yr.tolist()) == set(range(k)):  # a centroid for every subset
             add(centroid_candidate, inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, inp.centroids)
         add(knn_candidate, inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, n_neighbours)
         if not inp.embedding_is_pixels:
