@@ -213,3 +213,15 @@ def test_knn_and_centroid_candidates_match_a_numpy_oracle(metric):
     cents = np.stack([real[yr == c].astype(np.float64).mean(0) for c in range(k)])
     np.testing.assert_allclose(cen.test, close(test, cents), rtol=1e-5, atol=1e-5)
     assert cen.cv_accuracy == pytest.approx(float((close(gen, cents).argmax(1) == y).mean()))
+
+
+def test_auto_with_a_classifier_model_beats_its_argmax(data, tmp_path):
+    """A classifier model: its logits are shown in the evidence (in-sample on the training images, so never
+    chosen), and auto is at least as accurate as the classifier's own argmax on the test split."""
+    path, _, _ = make_onnx(tmp_path / "cls.onnx", kind="classifier", size=64, pool=4, dim=16, classes=("t1", "t2", "t3"))
+    auto = _run(path, data, tmp_path / "auto")
+    argmax = _run(path, data, tmp_path / "cls", method="classifier")
+    print(f"classifier model: auto {auto.metrics['accuracy']:.3f} vs argmax {argmax.metrics['accuracy']:.3f}")
+    assert auto.metrics["accuracy"] >= argmax.metrics["accuracy"]
+    rows = {r["feature"]: r for r in auto.summary["evidence"]["rows"]}
+    assert "classifier" in rows and not rows["classifier"]["chosen"]
