@@ -12,9 +12,9 @@ decision rests on the generator's trace or on the subsets' content.
 Without a model, the embedding is the image area-averaged to 32×32 (``PixelFeatures`` stands in for
 the model) and the probes on pixels and fingerprints do the work.
 
-Without a training split there is nothing to validate on; the documented fallback is the model's own
-rule: nearest stored centroid (centroid method), or a classifier's argmax — and ``EvidenceTable.note``
-says so.
+Without a training split — or one without generated images — there is nothing to validate on; the
+documented fallback is the model's own rule: a classifier's argmax, the nearest stored centroid, else the
+nearest centroid of the real training images (centroid method) — and ``EvidenceTable.note`` says so.
 
 Score: the chosen candidate's score for the chosen subset (a probability for the probes; for centroid
 a closeness; for k-NN a vote share) — larger = more likely the chosen subset.
@@ -67,7 +67,10 @@ class Auto(Method):
     def image_sets(self, data):
         if data.reference is None:
             return [data.test]
-        return [data.test, data.ref_real(required_for=self.name), data.ref_generated(required_for=self.name)]
+        sets = [data.test, data.ref_real(required_for=self.name)]
+        if any(data.reference.generated.values()):  # labelled generated images: something to validate on
+            sets.append(data.ref_generated(required_for=self.name))
+        return sets
 
     # ------------------------------------------------------------------ score
     def score(self, ctx: Context) -> MethodResult:
@@ -167,10 +170,13 @@ class Auto(Method):
         from fprt.runtime.methods import get_method
 
         meta = ctx.meta
+        missing = "no generated training images" if "ref_real" in ctx.sets else "no training split"
         if getattr(meta, "kind", "") == "classifier" and "logits" in ctx.outputs["test"]:
             rule, why = "classifier", "the classifier's argmax"
         elif meta.centroids is not None:
             rule, why = "centroid", "the nearest of the model's stored centroids"
+        elif "ref_real" in ctx.sets:
+            rule, why = "centroid", "the nearest centroid of the real training images"
         else:
             raise FprtError(
                 "--method auto for subsets needs the training split (train/ beside test/, or --reference DIR) to "
@@ -178,7 +184,7 @@ class Auto(Method):
             )
         res = get_method(rule, "subsets").score(ctx)
         table = EvidenceTable(task="subsets", fusion=f"unsupervised fallback: {why}", folds=0, training_images=0,
-                              note=f"no training split: nothing to validate on, so auto applies {why} "
+                              note=f"{missing}: nothing to validate on, so auto applies {why} "
                                    f"(the {rule} method) without cross-validation")
         table.add(EvidenceRow(feature=rule, cv_score=None, cv_metric="accuracy", weight=1.0,
                               catches="subset content in the model's embedding", rests_on="content", chosen=True))

@@ -225,3 +225,4 @@ def test_auto_with_a_classifier_model_beats_its_argmax(data, tmp_path):
     assert auto.metrics["accuracy"] >= argmax.metrics["accuracy"]
     rows = {r["feature"]: r for r in auto.summary["evidence"]["rows"]}
     assert "classifier" in rows and not rows["classifier"]["chosen"]
+
