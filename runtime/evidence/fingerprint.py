@@ -134,8 +134,9 @@ def native_size(path) -> int:
         return int(max(im.size))
 
 
-def blocks_of_files(paths, *, size: int | None = None, workers: int | None = None, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """``feature_blocks`` of image files, decoded and computed chunk by chunk on ``workers`` threads
+def blocks_of_files(paths, *, size: int | None = None, workers: int | None = None, batch_size: int = 64,
+                    names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, np.ndarray]:
+    """The feature blocks ``names`` of image files, decoded and computed chunk by chunk on ``workers`` threads
     (default: one per CPU, at most 8); memory: one chunk of pixels per thread.
 
     Images are read at ``size`` (default: the first image's own size) so that the generator's trace is
@@ -147,15 +148,17 @@ def blocks_of_files(paths, *, size: int | None = None, workers: int | None = Non
 
     paths = list(paths)
     if not paths:
-        return {name: np.zeros((0, 0), np.float32) for name in FEATURE_NAMES}
+        return {name: np.zeros((0, 0), np.float32) for name in names}
     pre = Preprocess(size=size or native_size(paths[0]))
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
 
+    compute = {"fingerprint": fingerprint_features, "pixels_small": small_pixels}
+
     def one(chunk):
         pixels = np.concatenate([b.pixels for b in iter_batches(chunk, pre, len(chunk), 0, "stop")])
-        return {"fingerprint": fingerprint_features(pixels), "pixels_small": small_pixels(pixels)}
+        return {name: compute[name](pixels) for name in names}
 
     n = workers if workers is not None else min(8, os.cpu_count() or 1)
     with one_thread(), ThreadPoolExecutor(max(1, n)) as pool:  # OpenCV and torch release the GIL
         parts = list(pool.map(one, chunks))
-    return {name: np.concatenate([part[name] for part in parts]) for name in FEATURE_NAMES}
+    return {name: np.concatenate([part[name] for part in parts]) for name in names}

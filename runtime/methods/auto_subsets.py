@@ -96,7 +96,8 @@ class Auto(Method):
         index = {c: i for i, c in enumerate(classes)}
         t0 = time.perf_counter()
         size = native_size(ctx.sets["test"].paths[0])  # every set at the first test image's own size
-        px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated", "ref_real")}
+        px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated")}
+        px["ref_real"] = blocks_of_files(ctx.sets["ref_real"].paths, size=size, names=("pixels_small",))  # no generator trace
         seconds = time.perf_counter() - t0
         inp = SubsetsInputs(classes=classes, y_gen=np.array([index[c] for c in gen.labels], np.int64),
                             y_real=np.array([index[c] for c in real.labels], np.int64),
