@@ -202,7 +202,6 @@ def evidence_table(cands: list[Candidate], chosen: Candidate, n_train: int, n_fo
     table = EvidenceTable(task="subsets", fusion=f"best cross-validated of {len(cands)} candidates "
                           "(probes: scikit-learn logistic regression; stacked: logistic regression on their out-of-fold scores)",
                           folds=n_folds, training_images=n_train)
-    stack = next((c for c in cands if c.name == "stacked"), None)
     for c in cands:
         if chosen.name == "stacked":
             w = 1.0 if c is chosen else chosen.weights.get(c.name)
@@ -210,11 +209,11 @@ def evidence_table(cands: list[Candidate], chosen: Candidate, n_train: int, n_fo
             w = 1.0 if c is chosen else None
         table.add(EvidenceRow(feature=c.name, cv_score=c.cv_accuracy, cv_metric="accuracy", weight=w,
                               catches=CATCHES.get(c.name, ""), rests_on=c.rests_on, chosen=c is chosen))
-    table.note = rests_on_note(chosen, stack)
+    table.note = rests_on_note(chosen)
     return table
 
 
-def rests_on_note(chosen: Candidate, stack: Candidate | None) -> str:
+def rests_on_note(chosen: Candidate) -> str:
     """Whether the decision rests on the generator's fingerprint or on the real subsets' content."""
     if chosen.name == "fingerprint":
         return ("the decision rests on the GENERATOR: each subset's generator leaves its own trace in the noise "

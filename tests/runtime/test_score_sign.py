@@ -51,9 +51,6 @@ def _membership_split(rng, n_real=20, n_extra=4):
 class _PairBackend:
     """Stands in for a pair model: probability = sigmoid(8·cos) of the pooled images."""
 
-    def __init__(self, pixels_of):
-        self.pixels_of = pixels_of
-
     def pair_probability(self, a, b):
         ea, eb = _pool(a), _pool(b)
         cos = (ea * eb).sum(1) / (np.linalg.norm(ea, axis=1) * np.linalg.norm(eb, axis=1))
@@ -75,7 +72,7 @@ def _membership_ctx(metric):
     meta = ModelMeta(model="t", kind="embedding", task="membership", preprocess=Preprocess(size=SIZE),
                      class_names=["not_used", "used"], metric=metric, threshold=0.9 if metric == "cosine" else None)
     ctx = Context(task="membership", classes=["0", "1"], metric=metric, meta=meta, options=MethodOptions(k=3, ssim_size=SIZE),
-                  sets=sets, outputs=outputs, backend=_PairBackend(pixels_of),
+                  sets=sets, outputs=outputs, backend=_PairBackend(),
                   load_pixels=lambda paths: np.stack([pixels_of[Path(p)] for p in paths]))
     return ctx, used
 
