@@ -94,6 +94,8 @@ setup(
         "typer>=0.12",
         "safetensors>=0.4",
         "pydicom>=2.4",
+        "opencv-python-headless>=4.8",  # subsets fingerprints: the 3x3 median of the noise residual
+        "threadpoolctl>=3.1",  # subsets evidence: one BLAS thread for the small logistic-regression fits
     ],
     extras_require={
         "gpu": ["onnxruntime-gpu>=1.18", "tensorrt>=10.0"],

@@ -198,9 +198,8 @@ def train_cmd(
         f"{result.best_epoch} ({result.status}, {result.seconds:.1f} s)\n"
         f"run: {result.run_dir}  (model.safetensors, config.json, metrics.csv, plots/)"
     )
-    if result.baselines:
-        typer.echo("simple baselines on the same validation split: "
-                   + ", ".join(f"{k} {v:.4f}" for k, v in result.baselines.items()))
+    for name, b in result.baselines.items():  # the simple baselines on the same validation split
+        typer.echo(f"baseline {name}: val {b['val_metric_name']} {b['val_metric']:.4f} ({b['what']}; fitted on {b['fitted_on']})")
 
 
 @app.command("score")

@@ -666,6 +666,16 @@ def _model_free_auto(task: str):
     return meth if getattr(meth, "model_optional", False) else None
 
 
+def _model_free_auto(task: str):
+    """``auto`` for ``task`` when it can run without a model (``Method.model_optional``), else None."""
+    from fprt.runtime.methods import get_method, method_names
+
+    if "auto" not in method_names(task):
+        return None
+    meth = get_method("auto", task)
+    return meth if meth.model_optional else None
+
+
 def _ovr_auc(truth, class_scores, classes) -> float | None:
     from sklearn.metrics import roc_auc_score
 

@@ -867,12 +867,20 @@ def measure_quality(variants: list[Variant], pixels: np.ndarray, *, device: str,
     return (ref.key if ref else None), note
 
 
+def _model_rule(meta) -> str | None:
+    """The model's own decision rule, not ``auto``: the bench compares variants of one model, and auto's
+    pixel and fingerprint evidence would not depend on the variant."""
+    if meta.task == "subsets":
+        return "classifier" if meta.kind == "classifier" else "centroid"
+    return None
+
+
 def _accuracy(backend, v: Variant, data: Path, labels: Path) -> dict:
     from fprt.runtime import score
 
     with tempfile.TemporaryDirectory(prefix="fprt-bench-score-") as tmp:
         result = score(str(v.path), data, Path(tmp) / "out", labels=labels, model_object=backend, use_cache=False,
-                       plots=False, progress=False, backend=v.format)
+                       plots=False, progress=False, backend=v.format, method=_model_rule(backend.meta))
     metrics = {k: val for k, val in (result.metrics or {}).items() if isinstance(val, (int, float)) or val is None}
     return {"method": result.method, **metrics}
 

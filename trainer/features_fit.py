@@ -39,7 +39,7 @@ def _features(model, pool, pre, device, batch_size: int, desc: str, show) -> np.
 
 
 def train_features(model, data, cfg, spec, device, pre, run, doc, base_meta, started, *, resume=False):
-    from fprt.trainer.training import TrainResult, _auc, _write_plots, best_threshold
+    from fprt.trainer.training import TrainResult, _auc, _write_plots, baseline_columns, best_threshold
 
     if cfg.head not in HEADS:
         raise FprtError(f"--head must be one of {HEADS}, got {cfg.head!r}")
@@ -77,7 +77,8 @@ def train_features(model, data, cfg, spec, device, pre, run, doc, base_meta, sta
              "val_metric_name": metric_name, "val_metric": metric, "best_epoch": 1, **fields.pop("extra", {})}
     meta = ModelMeta(**base_meta, **fields, extra=extra)
     history = [{"epoch": 1, "train_loss": "", "val_metric_name": metric_name, "val_metric": metric,
-                "val_loss": "", "lr": "", "steps": 0, "seconds": time.perf_counter() - t0}]
+                "val_loss": "", "lr": "", "steps": 0, "seconds": time.perf_counter() - t0,
+                **baseline_columns(doc.get("baselines", {}))}]
     doc = {**doc, "data": {**doc["data"], "train_items": int(len(tr) + (len(real) if data.task == "subsets" else 0)),
                            "val_items": int(len(va))}}
     run.write_metrics(history)
@@ -85,4 +86,5 @@ def train_features(model, data, cfg, spec, device, pre, run, doc, base_meta, sta
     meta = run.save_model(model, meta, {**doc, "status": "finished", "best": best})
     strategy = SimpleNamespace(cfg=cfg, val_labels=val_labels)
     _write_plots(run, [], data, strategy, val)
-    return TrainResult(run.root, meta, history, 1, metric, metric_name, "finished", time.perf_counter() - started)
+    return TrainResult(run.root, meta, history, 1, metric, metric_name, "finished", time.perf_counter() - started,
+                       doc.get("baselines", {}))

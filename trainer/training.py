@@ -120,7 +120,7 @@ class TrainResult:
     metric_name: str
     status: str
     seconds: float
-    baselines: dict = field(default_factory=dict)  # simple baselines on the same validation split (trainer/baselines.py)
+    baselines: dict = field(default_factory=dict)  # simple baselines on the same validation split (config.json "baselines")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -634,6 +634,7 @@ def _train(
     doc = _config_doc(cfg, preprocess, task_data, model_kwargs)
     if resume:
         _check_resume(_saved_train_args(run), doc["train"], Path(out))
+    doc["baselines"] = simple_baselines(task_data, cfg)
 
     torch.manual_seed(cfg.seed)
     model = create_model(spec.name, weights=cfg.weights, **model_kwargs).to(device)
@@ -659,13 +660,9 @@ def _train(
     if resume and run.has_state():
         state = run.load_state(model, optimizer)
         log.info("resuming %s from epoch %d", out, state["epoch"])
-    from fprt.trainer.baselines import task_baselines
-
-    baselines = task_baselines(task_data.task, strategy)
-    doc["baselines"] = baselines
-    base_cols = {f"baseline_{k}": v for k, v in baselines.items()}
-    if baselines:
-        log.info("simple baselines on the validation split: %s", ", ".join(f"{k} {v:.4f}" for k, v in baselines.items()))
+    if not doc["baselines"]:
+        doc["baselines"] = simple_baselines(task_data, cfg, strategy)
+    base_cols = baseline_columns(doc["baselines"])
     if not run.config.exists() or not resume:
         run.write_config({**doc, "status": "running"})
 
@@ -739,7 +736,32 @@ def _train(
     meta = run.save_model(model, meta, {**doc, "status": status, "best": _best(state, strategy)})
     _write_plots(run, history, task_data, strategy, val)
     return TrainResult(run.root, meta, history, state["best_epoch"], state["best_metric"], strategy.metric_name,
-                       status, time.perf_counter() - started, baselines)
+                       status, time.perf_counter() - started, doc["baselines"])
+
+
+def simple_baselines(data: TaskData, cfg: TrainConfig, strategy=None) -> dict:
+    """The simple baselines of the task on the run's validation split, ``{name: {"val_metric_name",
+    "val_metric", "fitted_on", "what"}}``: subsets — pixel logistic regression (trainer/baselines_subsets.py);
+    membership — raw-pixel nearest neighbour and aligned correlation (trainer/baselines.py, needs the
+    strategy's validation split)."""
+    if data.task == "subsets":
+        from fprt.trainer.baselines_subsets import subsets_baselines
+
+        return subsets_baselines(data, cfg.val_fraction, cfg.seed)
+    if strategy is not None:
+        from fprt.trainer.baselines import task_baselines
+
+        what = {"raw_pixel_nn_auc": "best raw-pixel cosine to the generated images",
+                "aligned_correlation_auc": "best patch-aligned correlation to the generated images"}
+        return {name: {"val_metric_name": "roc_auc", "val_metric": v, "what": what.get(name, name),
+                       "fitted_on": "nothing (no fit)"}
+                for name, v in task_baselines(data.task, strategy).items()}
+    return {}
+
+
+def baseline_columns(baselines: dict) -> dict:
+    """metrics.csv columns: each baseline's validation metric beside the model's, on every row."""
+    return {f"baseline_{name}": b["val_metric"] for name, b in baselines.items()}
 
 
 def _best(state: dict, strategy) -> dict:

@@ -3,6 +3,7 @@
 ==================  ==========  ============================================================
 method              task        what it does (source)
 ==================  ==========  ============================================================
+auto                subsets     best of the evidence below + pixel/fingerprint probes, chosen by CV on the training split
 centroid            subsets     nearest class centroid (AIMultimediaLab 2025)
 classifier          subsets     argmax of a classifier's logits (Medhastra 2025)
 knn                 subsets     k-NN vote over labelled real+generated training images
@@ -18,9 +19,9 @@ ssim-max            membership  SSIM + vcmi-max, the 2023 winner (no model)
 phash               membership  pHash Hamming distance (DMK 2023, no model)
 ==================  ==========  ============================================================
 
-Defaults (``default_method``): subsets → ``classifier`` for classifiers, ``centroid`` when the
-model stores centroids or a reference is given; membership → ``auto`` whenever a training split is
-present (train/ or ``--reference``), else ``pair`` for pair scorers,
+Defaults (``default_method``): whenever a training split is present (train/ or ``--reference``) →
+``auto`` (both tasks, also without a model); else subsets → ``classifier`` for classifiers, ``centroid``
+when the model stores centroids; membership → ``pair`` for pair scorers,
 ``max-threshold`` when the model stores a validation threshold, else ``max-sigma``.
 """
 
@@ -100,6 +101,8 @@ def get_method(name: str, task: str | None = None) -> Method:
 def default_method(task: str, meta, *, has_reference: bool) -> Method:
     """The method ``fprt score`` uses when ``--method`` is not given."""
     if task == "subsets":
+        if has_reference:
+            return get_method("auto", "subsets")  # a training split: validate the evidence there
         if meta.kind == "classifier":
             return get_method("classifier")
         if meta.centroids is not None or has_reference:

@@ -15,6 +15,10 @@ import numpy as np
 from fprt.errors import FprtError
 
 
+SCORE_CONVENTION = ("larger = more likely the decision taken, in every method of both tasks "
+                    "(membership: used; subsets: the chosen subset); distances enter negated")
+
+
 @dataclass
 class ImageSet:
     """A named list of images to embed; ``labels`` (one per image) for labelled reference sets."""
@@ -89,6 +93,7 @@ class Method:
     kinds: tuple[str, ...] = ("embedding",)  # model kinds it scores with ("classical": no model)
     needs_reference: bool = False
     output: str = "embedding"  # the model output it compares
+    model_optional: bool = False  # runs with a model, or without one on ``features()`` standing in for it
 
     def features(self, options: MethodOptions):
         """Classical methods: the feature extractor that stands in for a model; None = use the model."""

@@ -7,6 +7,9 @@
 - ``classifier`` (Medhastra 2025): the argmax of a classifier's logits; score = softmax probability.
 - ``knn``: a k-NN vote over the labelled real AND generated training images of ``--reference``
   (row top-k + per-group best in one pass); ties go to the class with the better best match.
+
+``score`` follows fprt's one sign convention: larger = more likely the chosen subset (centroid: the
+closeness, i.e. minus the L2 distance for L2 models; classifier: the probability; knn: the vote share).
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ import numpy as np
 from fprt.errors import FprtError
 from fprt.runtime.methods.base import Context, ImageSet, Method, MethodResult, as_numpy, neighbour_names
 from fprt.runtime.methods.reductions import search, to_metric
+
+
+# One sign convention for the ``score`` column in both tasks (issue 14): larger = more likely the decision
+# taken — here the chosen subset; membership: "used". Distances are negated (closeness).
+LARGER_MEANS = "more likely the chosen subset"
 
 
 def _metric_word(metric: str) -> str:
@@ -55,9 +63,9 @@ class Centroid(Method):
         order = np.argsort(-close, axis=1, kind="stable")[:, : min(ctx.options.k, g)]
         return MethodResult(
             decisions=[classes[i] for i in best],
-            score=to_metric(score, ctx.metric).astype(np.float64),
-            score_name=f"{_metric_word(ctx.metric)} to the chosen centroid",
-            larger_means="farther from it" if ctx.metric == "l2" else "closer to it",
+            score=np.asarray(score, dtype=np.float64),  # closeness: larger = closer = more likely (L2: minus the distance)
+            score_name=f"closeness to the chosen centroid ({_metric_word(ctx.metric)}{', negated' if ctx.metric == 'l2' else ''})",
+            larger_means=LARGER_MEANS,
             columns={f"{_metric_word(ctx.metric).replace(' ', '_')}_{c}": to_metric(close[:, i], ctx.metric) for i, c in enumerate(classes)},
             neighbours=[[classes[j] for j in row] for row in order],
             neighbour_scores=to_metric(np.take_along_axis(close, order, 1), ctx.metric),
@@ -92,7 +100,7 @@ class Classifier(Method):
             decisions=[classes[i] for i in best],
             score=prob[np.arange(len(best)), best],
             score_name="softmax probability of the chosen subset",
-            larger_means="more confident",
+            larger_means=LARGER_MEANS,
             columns={f"prob_{c}": prob[:, i] for i, c in enumerate(classes)},
             neighbours=[[classes[j] for j in row] for row in order],
             neighbour_scores=np.take_along_axis(prob, order, 1),
@@ -129,7 +137,7 @@ class Knn(Method):
             decisions=[classes[i] for i in best],
             score=votes[np.arange(len(q)), best] / k,
             score_name=f"share of the {k} nearest training images in the chosen subset",
-            larger_means="more confident",
+            larger_means=LARGER_MEANS,
             columns={f"best_{_metric_word(ctx.metric).replace(' ', '_')}_{c}": to_metric(found.group_best[:, i], ctx.metric) for i, c in enumerate(classes)},
             neighbours=neighbour_names(found.row_indices, ctx.names("ref_all")),
             neighbour_scores=to_metric(found.row_values, ctx.metric),

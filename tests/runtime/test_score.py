@@ -44,8 +44,9 @@ def _lines(path):
 
 def test_subsets_end_to_end(subsets_case, tmp_path):
     data, model = subsets_case
-    r = score(model, data, tmp_path / "a", labels=data / "test" / "labels.csv", progress=False)
+    r = score(model, data, tmp_path / "a", method="centroid", labels=data / "test" / "labels.csv", progress=False)
     assert r.method == "centroid"  # no centroids in the model → from the train split's real images
+    # (without --method a training split makes ``auto`` the default: tests/runtime/test_auto_subsets.py)
     ids = sorted(p.stem for p in (data / "test" / "generated_unknown").iterdir())
     lines = _lines(r.run_csv)
     assert sorted(line.split(",")[0] for line in lines) == ids and len(lines) == len(ids)
@@ -64,7 +65,7 @@ def test_subsets_end_to_end(subsets_case, tmp_path):
 
     assert "; start-up " in describe_result(r) and "model " in describe_result(r)
     # the same run again: everything from the cache, byte-identical outputs
-    r2 = score(model, data, tmp_path / "b", labels=data / "test" / "labels.csv", plots=False, progress=False)
+    r2 = score(model, data, tmp_path / "b", method="centroid", labels=data / "test" / "labels.csv", plots=False, progress=False)
     assert r2.summary["counts"]["computed"] == 0 and r2.summary["counts"]["cache_hits"] > 0
     assert r2.run_csv.read_bytes() == r.run_csv.read_bytes()
     assert r2.scores_csv.read_bytes() == r.scores_csv.read_bytes()

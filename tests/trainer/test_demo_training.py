@@ -79,7 +79,7 @@ def test_siamese_membership_on_demo_data(tmp_path, demo_membership):
     # to its own best validation epoch.
     # the simple baselines on the same validation split, next to the model's metric
     assert set(result.baselines) == {"raw_pixel_nn_auc", "aligned_correlation_auc"}
-    assert all(0.0 <= v <= 1.0 for v in result.baselines.values())
+    assert all(0.0 <= b["val_metric"] <= 1.0 for b in result.baselines.values())
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"val_metric", "baseline_raw_pixel_nn_auc", "baseline_aligned_correlation_auc"} <= set(header)
     import json

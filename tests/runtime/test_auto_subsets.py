@@ -1,0 +1,228 @@
+"""``--method auto`` for subsets and its evidence, on data the tests make (subsets_testkit): each
+subset has its own content AND its own generator trace. Oracles: scipy (median filter), NumPy,
+scikit-learn logistic regression on raw pixels (the simple baselines)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import subsets_testkit as kit
+from runtime_testkit import make_onnx
+
+from fprt.runtime import score
+from fprt.runtime.evidence import fingerprint as F
+from fprt.runtime.evidence import subsets as S
+
+K = 3
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return kit.make(tmp_path_factory.mktemp("subsets_traces") / "d", k=K, content=0.35, trace=2.0)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path, _, _ = make_onnx(tmp_path_factory.mktemp("m") / "pool.onnx", size=64, pool=4, dim=16, classes=("t1", "t2", "t3"))
+    return path
+
+
+def _pixel_baselines(root: Path) -> dict[str, float]:
+    """Logistic regression on the raw 64×64 pixels (scikit-learn defaults + scaling), fitted on the
+    generated training images / on the real training images, accuracy on the test split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g, yg, r, yr, t, yt, _ = kit.load_split(root)
+    flat = lambda x: x.reshape(len(x), -1) / 255.0  # noqa: E731
+    out = {}
+    for name, x, y in (("pixels_logreg_generated", g, yg), ("pixels_logreg_real", r, yr)):
+        m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(flat(x), y)
+        out[name] = float((m.predict(flat(t)) == yt).mean())
+    return out
+
+
+def test_residual_and_tiles_match_scipy_and_numpy():
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 256, size=(3, 40, 48), dtype=np.uint8)
+    r = F.noise_residual(px).numpy()
+    oracle = np.stack([p.astype(np.float32) - median_filter(p, size=3, mode="reflect") for p in px])
+    np.testing.assert_array_equal(r, oracle)
+    tiles = F.tile_means(F.noise_residual(px)).numpy()
+    np.testing.assert_allclose(tiles, oracle[:, :40, :48].reshape(3, 5, 8, 6, 8).mean((1, 3)).reshape(3, 64), atol=1e-5)
+    # a pure checkerboard puts its power in the Nyquist cell of the spectrum grid, nowhere else
+    y, x = np.mgrid[0:64, 0:64]
+    board = (128 + 20 * (-1.0) ** (x + y)).astype(np.uint8)[None]
+    spec = F.spectrum_features(F.noise_residual(board)).numpy()[0, : F.SPECTRUM_BINS * F.SPECTRUM_BINS // 2]
+    grid = spec.reshape(F.SPECTRUM_BINS, F.SPECTRUM_BINS // 2)
+    assert np.unravel_index(np.argmax(grid), grid.shape) == (0, F.SPECTRUM_BINS // 2 - 1)
+
+
+def test_fingerprint_beats_the_pixel_probe_when_only_the_generator_differs(tmp_path):
+    """Same content distribution in every subset, a different generator trace each: the fingerprint
+    probe must separate them; a logistic regression on the raw pixels cannot."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    root = kit.make(tmp_path / "d", k=K, content=0.0, trace=2.0, n_real=2, n_gen=30, n_test=30, seed=1)
+    g, yg, _, _, t, yt, _ = kit.load_split(root)
+    fp = S.probe_candidate("fingerprint", F.fingerprint_features(g), yg, F.fingerprint_features(t), S.folds_for(yg), K)
+    fp_acc = float((fp.test.argmax(1) == yt).mean())
+    flat = lambda x: x.reshape(len(x), -1) / 255.0  # noqa: E731
+    raw = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(flat(g), yg)
+    raw_acc = float((raw.predict(flat(t)) == yt).mean())
+    print(f"fingerprint probe {fp_acc:.3f} vs raw-pixel probe {raw_acc:.3f} (chance {1 / K:.3f})")
+    assert fp_acc >= 0.95
+    assert fp_acc - raw_acc >= 0.25
+    assert fp.rests_on == "generator"
+
+
+def _run(model, root, out, **kw):
+    return score(model, root, out, labels=root / "test" / "labels.csv", use_cache=False, plots=False, progress=False, **kw)
+
+
+def test_auto_beats_every_method_and_the_pixel_baselines(data, model, tmp_path):
+    auto = _run(model, data, tmp_path / "auto")  # no --method: auto is the default with a training split
+    assert auto.method == "auto"
+    singles = {m: _run(model, data, tmp_path / m, method=m).metrics["accuracy"] for m in ("centroid", "knn")}
+    base = _pixel_baselines(data)
+    free = _run(None, data, tmp_path / "free")  # no model: pixels + fingerprints
+    acc = auto.metrics["accuracy"]
+    margins = {name: acc - v for name, v in {**singles, **base}.items()}
+    print(f"auto {acc:.3f}, no model {free.metrics['accuracy']:.3f}; margins: "
+          + ", ".join(f"{k} {v:+.3f}" for k, v in margins.items()))
+    assert acc >= 0.95
+    assert all(m >= 0 for m in margins.values()), margins
+    assert free.method == "auto" and all(free.metrics["accuracy"] >= v for v in base.values())
+
+    summary = json.loads(auto.summary_json.read_text())
+    ev = summary["evidence"]
+    assert {r["feature"] for r in ev["rows"]} >= {"centroid", "knn", "probe_embedding", "probe_pixels", "fingerprint", "stacked"}
+    assert sum(r["chosen"] for r in ev["rows"]) == 1
+    assert next(r for r in ev["rows"] if r["feature"] == "fingerprint")["rests_on"] == "generator"
+    assert "GENERATOR" in ev["note"] or "CONTENT" in ev["note"]
+    assert summary["score"]["larger_means"] == "more likely the chosen subset"
+    # neighbours: real training images of the chosen subset, by file name
+    import csv
+
+    rows = list(csv.DictReader(auto.scores_csv.open()))
+    for row in rows[:10]:
+        names = row["neighbours"]
+        c = int(row["decision"][1:]) - 1
+        assert f"r{c}_" in names and "r" + str((c + 1) % K) + "_" not in names
+
+
+def test_no_fit_sees_the_test_labels(data, model, tmp_path, monkeypatch):
+    """Every logistic regression is fitted on training rows only: no test image's features, no more rows
+    than the training split holds; and the decisions do not move when the test labels are scrambled."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    _, _, _, _, t, _, _ = kit.load_split(data)
+    blocks = F.feature_blocks(t)
+    test_rows = {row.tobytes() for name in ("fingerprint", "pixels_small") for row in blocks[name].astype(np.float64)}
+    seen = []
+
+    def spy(cls):
+        fit = cls.fit
+
+        def recorded(self, x, y=None, *a, **kw):
+            x64 = np.asarray(x, dtype=np.float64)
+            seen.append((cls.__name__, len(x64), {r.tobytes() for r in x64}))
+            return fit(self, x, y, *a, **kw)
+
+        monkeypatch.setattr(cls, "fit", recorded)
+
+    spy(LogisticRegression)
+    spy(StandardScaler)  # the probes standardise first: the scaler sees the raw feature rows
+    first = _run(model, data, tmp_path / "a")
+    n_train = 2 * 30 * K  # real + generated training images
+    assert {name for name, _, _ in seen} == {"LogisticRegression", "StandardScaler"}
+    assert all(n <= n_train for _, n, _ in seen)
+    assert not any(rows & test_rows for _, _, rows in seen)
+    # the check can fail: the same spy sees the test rows when they are fitted on
+    seen.clear()
+    S._probe().fit(blocks["fingerprint"], np.arange(len(t)) % K)
+    assert any(rows & test_rows for _, _, rows in seen)
+
+    scrambled = tmp_path / "scrambled"
+    shutil.copytree(data, scrambled)
+    lines = (scrambled / "test" / "labels.csv").read_text().split()
+    ids, labs = zip(*(line.split(",") for line in lines))
+    (scrambled / "test" / "labels.csv").write_text("\n".join(f"{i},{lab}" for i, lab in zip(ids, np.roll(labs, 7))) + "\n")
+    second = _run(model, scrambled, tmp_path / "b")
+    assert first.run_csv.read_text() == second.run_csv.read_text()
+
+
+def test_without_training_split_auto_falls_back_to_the_models_centroids(data, tmp_path):
+    only_test = tmp_path / "only_test"
+    shutil.copytree(data / "test", only_test / "test")
+    cents = np.random.default_rng(0).standard_normal((K, 16)).tolist()
+    path, _, _ = make_onnx(tmp_path / "c.onnx", size=64, pool=4, dim=16, classes=("t1", "t2", "t3"), centroids=cents)
+    res = score(path, only_test, tmp_path / "o", method="auto", use_cache=False, plots=False, progress=False)
+    ev = res.summary["evidence"]
+    assert res.summary["method"]["params"]["fallback"] == "centroid"
+    assert "no training split" in ev["note"] and ev["rows"][0]["chosen"]
+    plain = score(path, only_test, tmp_path / "p", method="centroid", use_cache=False, plots=False, progress=False)
+    assert res.run_csv.read_text() == plain.run_csv.read_text()
+
+
+def test_choose_prefers_accuracy_then_the_stacked_probe():
+    y = np.array([0, 1, 0, 1])
+    right = np.eye(2)[y]
+    wrong = np.eye(2)[1 - y]
+    cands = [S.Candidate("centroid", right, right, 1.0), S.Candidate("stacked", right, right, 1.0),
+             S.Candidate("fingerprint", wrong, wrong, 0.0), S.Candidate("classifier", right, right, 1.0, in_sample=True)]
+    assert S.choose(cands).name == "stacked"
+    assert S.choose([cands[0], cands[2]]).name == "centroid"
+
+
+@pytest.mark.parametrize("metric", ("cosine", "l2"))
+def test_knn_and_centroid_candidates_match_a_numpy_oracle(metric):
+    """k-NN leave-one-out votes and centroid closeness against the full similarity matrix (NumPy)."""
+    rng = np.random.default_rng(4)
+    k, d, nn = 3, 6, 5
+    y, yr = rng.integers(0, k, 40), np.repeat(np.arange(k), 7)
+    gen, real, test = (rng.standard_normal((n, d)).astype(np.float32) for n in (40, len(yr), 11))
+
+    def close(q, r):
+        q, r = q.astype(np.float64), r.astype(np.float64)
+        if metric == "cosine":
+            return (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (r / np.linalg.norm(r, axis=1, keepdims=True)).T
+        return -np.sqrt(((q[:, None] - r[None]) ** 2).sum(-1))
+
+    knn = S.knn_candidate(gen, y, test, real, yr, k, metric, nn)
+    base, labels = np.concatenate([real, gen]), np.concatenate([yr, y])
+    s = close(gen, base)
+    s[np.arange(40), len(yr) + np.arange(40)] = -np.inf  # leave one out
+    votes = np.stack([np.bincount(labels[np.argsort(-row, kind="stable")[:nn]], minlength=k) for row in s]) / nn
+    np.testing.assert_array_equal(np.floor(knn.oof * nn + 1e-9), votes * nn)
+    st = close(test, base)
+    votes_t = np.stack([np.bincount(labels[np.argsort(-row, kind="stable")[:nn]], minlength=k) for row in st]) / nn
+    np.testing.assert_array_equal(np.floor(knn.test * nn + 1e-9), votes_t * nn)
+
+    cen = S.centroid_candidate(gen, y, test, real, yr, k, metric)
+    cents = np.stack([real[yr == c].astype(np.float64).mean(0) for c in range(k)])
+    np.testing.assert_allclose(cen.test, close(test, cents), rtol=1e-5, atol=1e-5)
+    assert cen.cv_accuracy == pytest.approx(float((close(gen, cents).argmax(1) == y).mean()))
+
+
+def test_auto_with_a_classifier_model_beats_its_argmax(data, tmp_path):
+    """A classifier model: its logits are shown in the evidence (in-sample on the training images, so never
+    chosen), and auto is at least as accurate as the classifier's own argmax on the test split."""
+    path, _, _ = make_onnx(tmp_path / "cls.onnx", kind="classifier", size=64, pool=4, dim=16, classes=("t1", "t2", "t3"))
+    auto = _run(path, data, tmp_path / "auto")
+    argmax = _run(path, data, tmp_path / "cls", method="classifier")
+    print(f"classifier model: auto {auto.metrics['accuracy']:.3f} vs argmax {argmax.metrics['accuracy']:.3f}")
+    assert auto.metrics["accuracy"] >= argmax.metrics["accuracy"]
+    rows = {r["feature"]: r for r in auto.summary["evidence"]["rows"]}
+    assert "classifier" in rows and not rows["classifier"]["chosen"]
+
