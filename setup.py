@@ -74,7 +74,7 @@ setup(
     python_requires=">=3.10",
     packages=packages,
     package_dir=package_dir,
-    package_data={"fprt": ["py.typed"]},
+    package_data={"fprt": ["py.typed"], "fprt.runtime.report": ["templates/*.j2"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     install_requires=[
@@ -93,6 +93,7 @@ setup(
         "typer>=0.12",
         "safetensors>=0.4",
         "pydicom>=2.4",
+        "Jinja2>=3.1",
     ],
     extras_require={
         "gpu": ["onnxruntime-gpu>=1.18", "tensorrt>=10.0"],
@@ -104,6 +105,7 @@ setup(
             "faiss-cpu>=1.8",
             "scipy>=1.11",
             "ninja>=1.11",
+            "selenium>=4.10",
         ],
     },
     entry_points={"console_scripts": ["fprt = fprt.cli:main"]},
