@@ -75,7 +75,7 @@ def write_report(out: str | Path, *, top: int = 24, labels: str | Path | None = 
         context["membership"] = section
         evidence = M.evidence_rows(section)
         rows_shown = len(section.top) + len(section.bottom)
-        title = f"fprt membership: the {len(evidence)} real images most likely used, their nearest generated image aligned"
+        title = f"fprt membership: the {len(evidence)} real images most likely used beside their nearest generated image (overlay, |difference|)"
     else:
         section = S.build(run, thumbs, per_class=per_class, shown=min(neighbours, 3))
         context["subsets"] = section

@@ -38,7 +38,7 @@ def data_uri(img: np.ndarray, size: int = THUMB) -> str:
         im = im.resize((size, size), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     if _WEBP:
-        im.save(buf, format="WEBP", quality=82, method=4)
+        im.save(buf, format="WEBP", quality=82, method=2)
         mime = "image/webp"
     else:
         im.save(buf, format="PNG", optimize=True)
@@ -137,7 +137,7 @@ def montage(rows: list[tuple[str, list[Tile]]], title: str, size: int = 128) -> 
             for n, line in enumerate(_wrap(tile.caption, size)):
                 draw.text((x + 1, y + size + 1 + 12 * n), line, fill=(0, 0, 0))
     buf = io.BytesIO()
-    sheet.save(buf, format="PNG", optimize=True)
+    sheet.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
 
 

@@ -218,3 +218,21 @@ def test_cli_score_report_and_report(membership_run, tmp_path):
     with Image.open(out / "evidence.png") as im:
         assert im.width > 300 and im.height > 100
     assert first.count("<tr>") > 0
+
+
+def test_runs_without_labels(membership_run, subsets_runs, tmp_path):
+    """Scored without --labels: no metrics.json, no plots; the page still has its lists and the threshold."""
+    from fprt.runtime import score
+
+    _, data, _ = membership_run
+    out = tmp_path / "m"
+    score(None, data, out, method="phash", use_cache=False, progress=False)
+    assert not (out / "metrics.json").exists()
+    page = Page(write_report(out, top=2).html.read_text())
+    assert len(page.rows["membership-table"]) == 4 and "threshold-line" in page.ids
+    assert "roc" not in page.ids and "metrics" not in page.ids
+    out = tmp_path / "s"
+    score(subsets_runs["knn"].parent / "m.onnx", subsets_runs["data"], out, method="knn", use_cache=False, progress=False)
+    page = Page(write_report(out, per_class=1).html.read_text())
+    assert "confusion" not in page.ids and "embedding-map" not in page.ids
+    assert len(page.rows["subsets-table"]) == len({x["decision"] for x in _scores(out)})
