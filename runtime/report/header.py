@@ -23,6 +23,7 @@ class Header:
     metrics: list[tuple[str, str]]
     bad_files: list[str]
     bad_count: int
+    total_seconds: str = "–"
     evidence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -72,8 +73,10 @@ def build(summary: dict[str, Any], metrics: dict[str, Any] | None) -> Header:
             timings.append((key.replace("_", " "), _value(summary[key]), ""))
     m = metrics or summary.get("metrics") or {}
     metric_rows = [(k, _value(v)) for k, v in m.items() if isinstance(v, (int, float)) and k not in ("n",)]
+    total = (summary.get("timings") or {}).get("total_wall_s")
     return Header(facts, params, count_rows, timings, metric_rows, list(summary.get("bad_files") or []),
-                  int(counts.get("bad_files", 0) or 0), summary.get("evidence"))
+                  int(counts.get("bad_files", 0) or 0), fmt(total, 4) if isinstance(total, (int, float)) else "–",
+                  summary.get("evidence"))
 
 
 def _precision(backend: dict) -> str | None:

@@ -48,6 +48,7 @@ class MembershipSection:
     n: int
     score_name: str
     neighbour_score_name: str
+    align_notes: list[str] = field(default_factory=list)  # how the overlays were made, when the same for every pair
 
 
 def rank_order(scores: np.ndarray) -> np.ndarray:
@@ -81,7 +82,9 @@ def build(run: ScoreRun, thumbs: Thumbs, *, top: int, shown: int = 4, align_top:
     roc_svg = auc = None
     if run.truth is not None and len(set(run.truth)) == 2:
         roc_svg, auc = plots.roc_curve_svg([int(t) for t in run.truth], scores, run.summary["method"]["name"])
-    return MembershipSection(top_matches, bottom_matches, threshold, svg, roc_svg, auc, len(scores), score_name, nb_word)
+    notes = sorted({m.match_note for m in top_matches if m.match_note})
+    return MembershipSection(top_matches, bottom_matches, threshold, svg, roc_svg, auc, len(scores), score_name, nb_word,
+                             notes if len(notes) == 1 else [])
 
 
 def _groups(run: ScoreRun, decisions: list[str]) -> dict[str, np.ndarray]:
