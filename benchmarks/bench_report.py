@@ -66,6 +66,10 @@ def make_data(root: Path, n_real: int, n_generated: int, *, size: int = 256, see
     stamp = root / f".complete-{n_real}-{n_generated}-{size}-{seed}"
     if stamp.exists():
         return root
+    if root.exists():  # another size, or half written: start again
+        import shutil
+
+        shutil.rmtree(root)
     chunk = 500
     jobs = [(str(root), "real_unknown", a, min(a + chunk, n_real), size, seed) for a in range(0, n_real, chunk)]
     jobs += [(str(root), "generated", a, min(a + chunk, n_generated), size, seed) for a in range(0, n_generated, chunk)]
@@ -75,30 +79,41 @@ def make_data(root: Path, n_real: int, n_generated: int, *, size: int = 256, see
     return root
 
 
-def run(data: Path, work: Path, *, threads: int, workers: int, batch: int = 64) -> dict:
+def run(data: Path, work: Path, *, threads: int, workers: int, batch: int = 64, previous: dict | None = None) -> dict:
+    """Score ``data`` then report on it; with ``previous`` (an earlier result of this function on the same
+    ``work``), time the report again on that score output, against that score time."""
+    import json
+
     from bench_score import siamese_onnx
 
     from fprt.runtime import score
     from fprt.runtime.report import write_report
 
     work.mkdir(parents=True, exist_ok=True)
-    model = siamese_onnx(work)
     out = work / "score_out"
-    cache = Path(tempfile.mkdtemp(prefix="bench-cache-", dir=work))
     load_start = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    r = score(model, data, out, threads=threads, workers=workers, batch_size=batch, cache=cache, progress=None)
-    score_s = time.perf_counter() - t0
+    if previous is None:
+        model = siamese_onnx(work)
+        cache = Path(tempfile.mkdtemp(prefix="bench-cache-", dir=work))
+        t0 = time.perf_counter()
+        r = score(model, data, out, threads=threads, workers=workers, batch_size=batch, cache=cache, progress=None)
+        score_s = time.perf_counter() - t0
+        summary, n_test, score_load = r.summary, r.n_test, {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}
+    else:
+        summary = json.loads((out / "summary.json").read_text())
+        score_s, n_test, score_load = previous["score_s"], summary["counts"]["test_images"], previous["score_load_1min"]
+    load_report = os.getloadavg()[0]
     t0 = time.perf_counter()
     rep = write_report(out)
     report_s = time.perf_counter() - t0
     return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "load_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
+        "score_load_1min": score_load,
+        "report_load_1min": {"start": round(load_report, 2), "end": round(os.getloadavg()[0], 2)},
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "images": r.summary["counts"]["images_total"],
-        "test_images": r.n_test,
-        "method": r.method,
+        "images": summary["counts"]["images_total"],
+        "test_images": n_test,
+        "method": summary["method"]["name"],
         "score_s": round(score_s, 2),
         "report_s": round(report_s, 2),
         "ratio_report_vs_score": round(report_s / score_s, 4),
@@ -144,16 +159,21 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    p.add_argument("--report-again", type=Path, default=None, metavar="RESULT_JSON",
+                   help="time the report again on the score output of an earlier run (its result JSON) instead of scoring")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     data = make_data(a.work / "data", a.real, a.generated, workers=a.workers)
     print(f"data: {data} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    res = run(data, a.work, threads=a.threads, workers=a.workers)
+    import json
+
+    previous = json.loads(a.report_again.read_text()) if a.report_again else None
+    res = run(data, a.work, threads=a.threads, workers=a.workers, previous=previous)
     print(f"fprt report on {res['test_images']:,} scored images ({res['images']:,} images in all, {res['method']}): "
           f"report {res['report_s']:.1f} s vs score {res['score_s']:.1f} s = {100 * res['ratio_report_vs_score']:.1f} % "
           f"(goal <= 10 %); page {res['report_html_bytes'] / 1e6:.2f} MB, {res['report_images']} images, "
           f"loads in Chromium in {res['chromium_load_s']} s; "
-          f"load {res['load_1min']}")
+          f"load (1 min) during score {res['score_load_1min']}, during report {res['report_load_1min']}")
     if a.json:
         from fprt.io import atomic_write_json
 
