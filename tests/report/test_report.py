@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from page import Page, decode_uri
 from PIL import Image
 
 from fprt.errors import DataError
 from fprt.runtime.report import write_report
 from fprt.runtime.report.threshold import decision_threshold
+from report_page import Page, decode_uri  # tests/report/report_page.py
 
 
 def _scores(out: Path) -> list[dict]:
