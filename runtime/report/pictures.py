@@ -84,7 +84,7 @@ def align(real: np.ndarray, generated: np.ndarray) -> Alignment:
             log.warning("report: alignment failed (%s); showing the plain difference", exc)
             note = f"alignment failed ({type(exc).__name__}: {exc}); plain difference"
         else:
-            return Alignment(warped, overlay(real, warped), diff, float(match), True, "aligned (geometric registration)")
+            return Alignment(warped, overlay(real, warped), diff, float(match), True, "aligned by fprt.runtime.evidence.geometry.align_for_display (match: its match score)")
     diff = np.abs(real.astype(np.int16) - gen.astype(np.int16)).astype(np.uint8)
     return Alignment(gen, overlay(real, gen), diff, ncc(real, gen), False, note)
 

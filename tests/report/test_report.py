@@ -236,3 +236,18 @@ def test_runs_without_labels(membership_run, subsets_runs, tmp_path):
     page = Page(write_report(out, per_class=1).html.read_text())
     assert "confusion" not in page.ids and "embedding-map" not in page.ids
     assert len(page.rows["subsets-table"]) == len({x["decision"] for x in _scores(out)})
+
+
+def test_overlay_with_the_membership_geometry(membership_run):
+    """With fprt.runtime.evidence.geometry installed, the overlay is its alignment (shape of the real image)."""
+    geometry = pytest.importorskip("fprt.runtime.evidence.geometry", reason="fprt.runtime.evidence.geometry not in this tree")
+    from fprt.runtime.report import pictures
+
+    _, data, _ = membership_run
+    real = np.asarray(Image.open(data / "test" / "real_unknown" / "img_000.png"))
+    gen = np.roll(real, 2, axis=1)
+    a = pictures.align(real, gen)
+    warped, diff, match = geometry.align_for_display(real, gen)
+    assert a.aligned and a.warped.shape == real.shape and a.match == pytest.approx(match)
+    np.testing.assert_array_equal(a.difference, diff)
+    np.testing.assert_array_equal(a.overlay[..., 1], warped)
