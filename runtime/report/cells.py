@@ -70,14 +70,16 @@ class Thumbs:
         return Cell(name, caption, alt, uri, role, score, group)
 
 
-def resolve(index: dict[str, list[ImageFile]], name: str, parts: tuple[str, ...]) -> ImageFile | None:
-    """The file called ``name`` in the first of ``parts`` that holds exactly one such file; None when it
-    is missing or ambiguous there (two files of that name in one part: no guessing)."""
+def resolve(index: dict[str, list[ImageFile]], name: str, parts: tuple[str, ...], prefer_key: str | None = None) -> ImageFile | None:
+    """The file called ``name`` in the first of ``parts`` that holds one; where a part holds several files of that
+    name, the one whose key (subset) is ``prefer_key``, else None (no guessing: the caption says not found)."""
     found = index.get(name, [])
     for part in parts:
         hits = [f for f in found if f.part == part]
+        if len(hits) > 1 and prefer_key is not None:
+            hits = [f for f in hits if f.key == prefer_key]
         if len(hits) == 1:
             return hits[0]
-        if len(hits) > 1:
+        if hits:
             return None
     return None

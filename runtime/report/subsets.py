@@ -86,7 +86,7 @@ def build(run: ScoreRun, thumbs: Thumbs, *, per_class: int = 4, shown: int = 3) 
             if pixel is not None:
                 near = pixel.nearest(thumbs.image(path), shown)
             else:
-                near = [(f, v) for f, v in ((resolve(index, n, ("real",)), v) for n, v in rows.neighbours(i)) if f is not None][:shown]
+                near = [(f, v) for f, v in ((resolve(index, n, ("real",), c), v) for n, v in rows.neighbours(i)) if f is not None][:shown]
             cells = [thumbs.cell(f.path, f.path.name, "real", v, nb_word, f.key) for f, v in near]
             examples.append(Example(rank, i, rows.col("image_id")[i], rows.col("file")[i], c, float(scores[i]),
                                     run.truth[i] if run.truth is not None else None, gen, cells, path,
@@ -113,7 +113,7 @@ def _neighbours_are_real_files(run: ScoreRun, index, rows: list[int]) -> bool:
     than subsets (centroid, classifier)."""
     for i in rows:
         for name, _ in run.rows.neighbours(i):
-            if resolve(index, name, ("real",)) is not None:
+            if resolve(index, name, ("real",), run.rows.col("decision")[i]) is not None:
                 return True
     return False
 

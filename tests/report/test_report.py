@@ -251,3 +251,16 @@ def test_overlay_with_the_membership_geometry(membership_run):
     assert a.aligned and a.warped.shape == real.shape and a.match == pytest.approx(match)
     np.testing.assert_array_equal(a.difference, diff)
     np.testing.assert_array_equal(a.overlay[..., 1], warped)
+
+
+def test_neighbour_names_resolve_without_guessing():
+    from fprt.runtime.report.cells import resolve
+    from fprt.runtime.report.run import ImageFile
+
+    a, b = ImageFile(Path("r/t1/0001.png"), "real", "t1"), ImageFile(Path("r/t2/0001.png"), "real", "t2")
+    g = ImageFile(Path("test/generated/0001.png"), "test_generated", "generated")
+    index = {"0001.png": [a, b, g]}
+    assert resolve(index, "0001.png", ("test_generated", "generated")) is g
+    assert resolve(index, "0001.png", ("real",)) is None  # two real files of that name: no guess
+    assert resolve(index, "0001.png", ("real",), "t2") is b  # the subset the method chose its neighbours in
+    assert resolve(index, "0002.png", ("real",), "t2") is None
