@@ -83,9 +83,14 @@ def write_report(out: str | Path, *, top: int = 24, labels: str | Path | None = 
         rows_shown = sum(len(g.examples) for g in section.groups)
         title = "fprt subsets: generated test images beside their nearest real training images"
     png = montage(evidence, title) if evidence else None
+    context["evidence_png"] = png is not None
     html = _render(context)
     out = Path(out)
-    evidence_png = atomic_write_bytes(out / "evidence.png", png) if png else None
+    if png is not None:
+        evidence_png = atomic_write_bytes(out / "evidence.png", png)
+    else:  # nothing to show (no neighbour found on disk): an older evidence.png would belong to another run
+        evidence_png = None
+        (out / "evidence.png").unlink(missing_ok=True)
     html_path = atomic_write_text(out / html_name, html)
     images = html.count("<img ")
     return ReportResult(html_path, evidence_png, run.task, rows_shown, images, time.perf_counter() - t0)

@@ -264,3 +264,18 @@ def test_neighbour_names_resolve_without_guessing():
     assert resolve(index, "0001.png", ("real",)) is None  # two real files of that name: no guess
     assert resolve(index, "0001.png", ("real",), "t2") is b  # the subset the method chose its neighbours in
     assert resolve(index, "0002.png", ("real",), "t2") is None
+
+
+def test_data_moved_away_still_gives_a_page(membership_run, tmp_path):
+    """The scored images are gone: the page lists the rows with 'file not found' and writes no evidence.png."""
+    out = _copy_run(membership_run[0], tmp_path / "out")
+    (out / "evidence.png").write_bytes(b"stale")
+    summary = json.loads((out / "summary.json").read_text())
+    summary["data"]["root"] = summary["data"]["reference"] = str(tmp_path / "gone")
+    (out / "summary.json").write_text(json.dumps(summary))
+    r = write_report(out, top=3)
+    text = r.html.read_text()
+    page = Page(text)
+    assert r.evidence_png is None and not (out / "evidence.png").exists() and 'href="evidence.png"' not in text
+    assert len(page.rows["membership-table"]) == 6 and [i.get("class") for i in page.images] == ["plot"]  # roc.png of score
+    assert text.count("(file not found)") >= 6
