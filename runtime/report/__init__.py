@@ -63,8 +63,9 @@ def write_report(out: str | Path, *, top: int = 24, labels: str | Path | None = 
     """Write ``out/report.html`` and ``out/evidence.png`` for the ``fprt score`` folder ``out``."""
     from fprt.errors import FprtError
 
-    if top < 1:
-        raise FprtError(f"--top must be >= 1, got {top}")
+    for name, value in (("--top", top), ("--per-class", per_class), ("--neighbours", neighbours)):
+        if value < 1:
+            raise FprtError(f"{name} must be >= 1, got {value}")
     t0 = time.perf_counter()
     run = load_run(out, labels=labels)
     thumbs = Thumbs()
