@@ -73,10 +73,16 @@ def build(summary: dict[str, Any], metrics: dict[str, Any] | None) -> Header:
             timings.append((key.replace("_", " "), _value(summary[key]), ""))
     m = metrics or summary.get("metrics") or {}
     metric_rows = [(k, _value(v)) for k, v in m.items() if isinstance(v, (int, float)) and k not in ("n",)]
+    run_csv = summary.get("run_csv") or {}
+    notes = []
+    if run_csv.get("complete") is False:  # --on-error skip left test images out of run.csv
+        missing = run_csv.get("missing_ids") or []
+        notes.append(f"INCOMPLETE: run.csv lacks {len(missing)} test image(s) skipped as bad files"
+                     + (f", e.g. {', '.join(missing[:5])}" if missing else "") + "; it is not a complete submission.")
     total = (summary.get("timings") or {}).get("total_wall_s")
     return Header(facts, params, count_rows, timings, metric_rows, list(summary.get("bad_files") or []),
                   int(counts.get("bad_files", 0) or 0), fmt(total, 4) if isinstance(total, (int, float)) else "–",
-                  summary.get("evidence"))
+                  summary.get("evidence"), notes)
 
 
 def _precision(backend: dict) -> str | None:

@@ -279,3 +279,15 @@ def test_data_moved_away_still_gives_a_page(membership_run, tmp_path):
     assert r.evidence_png is None and not (out / "evidence.png").exists() and 'href="evidence.png"' not in text
     assert len(page.rows["membership-table"]) == 6 and [i.get("class") for i in page.images] == ["plot"]  # roc.png of score
     assert text.count("(file not found)") >= 6
+
+
+def test_incomplete_run_is_flagged(membership_run, tmp_path):
+    """summary.json saying run.csv lacks skipped test images (``--on-error skip``) puts a warning at the top."""
+    out = _copy_run(membership_run[0], tmp_path / "out")
+    summary = json.loads((out / "summary.json").read_text())
+    summary.setdefault("run_csv", {}).update(complete=False, missing_ids=["img_999"])
+    (out / "summary.json").write_text(json.dumps(summary))
+    text = write_report(out, top=2).html.read_text()
+    assert 'role="alert">INCOMPLETE: run.csv lacks 1 test image(s) skipped as bad files, e.g. img_999' in text
+    complete = _copy_run(membership_run[0], tmp_path / "complete")
+    assert "INCOMPLETE" not in write_report(complete, top=2).html.read_text()
