@@ -11,7 +11,7 @@ EXT_SRC := $(shell find cpp_ext -type f \( -name '*.cpp' -o -name '*.cu' -o -nam
 DEMO    ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean-venv bench bench-gpu
+.PHONY: demo test install clean-venv bench bench-gpu browser
 
 FPRT    := $(VENV)/bin/fprt
 
@@ -36,8 +36,22 @@ demo: $(STAMP)
 	$(FPRT) train siamese --data $(DEMO)/membership --out $(DEMO)/runs/membership $(DEMO_TRAIN)
 	$(FPRT) export-onnx $(DEMO)/runs/membership --out $(DEMO)/membership.onnx --uint8-input
 	$(FPRT) score $(DEMO)/membership --model $(DEMO)/membership.onnx --out $(DEMO)/score-membership --labels $(DEMO)/membership/test/labels.csv
+	$(FPRT) report $(DEMO)/score-subsets --labels $(DEMO)/subsets/test/labels.csv
+	$(FPRT) report $(DEMO)/score-membership --labels $(DEMO)/membership/test/labels.csv
+	@echo "open the reports: $(abspath $(DEMO))/score-subsets/report.html  $(abspath $(DEMO))/score-membership/report.html"
 
-test: $(STAMP)
+# Headless Chromium for the report's browser test (tests/report/test_report_browser.py): Debian's chromium +
+# chromium-driver, installed only when missing and only as root with apt-get; never fails the build (the test
+# then skips and says why).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium + chromium-driver (apt-get) for the report's browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver) \
+	    >/dev/null 2>&1 || echo "could not install chromium; the report's browser test will skip"; \
+	else echo "chromium/chromedriver missing (not root with apt-get): the report's browser test will skip"; fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -74,7 +74,7 @@ setup(
     python_requires=">=3.10",
     packages=packages,
     package_dir=package_dir,
-    package_data={"fprt": ["py.typed"]},
+    package_data={"fprt": ["py.typed"], "fprt.runtime.report": ["templates/*.j2"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     install_requires=[
@@ -96,6 +96,7 @@ setup(
         "pydicom>=2.4",
         "opencv-python-headless>=4.8",  # subsets fingerprints: the 3x3 median of the noise residual
         "threadpoolctl>=3.1",  # subsets evidence: one BLAS thread for the small logistic-regression fits
+        "Jinja2>=3.1",
     ],
     extras_require={
         "gpu": ["onnxruntime-gpu>=1.18", "tensorrt>=10.0"],
@@ -107,6 +108,7 @@ setup(
             "faiss-cpu>=1.8",
             "scipy>=1.11",
             "ninja>=1.11",
+            "selenium>=4.10",
         ],
     },
     entry_points={"console_scripts": ["fprt = fprt.cli:main"]},

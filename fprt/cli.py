@@ -232,6 +232,7 @@ def score_cmd(
     no_plots: bool = typer.Option(False, "--no-plots", help="With --labels: skip the plots."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out (swapped in whole when the run finishes)."),
     allow_task_mismatch: bool = typer.Option(False, "--allow-task-mismatch", help="Score with a model trained for the other task (its embeddings as they are)."),
+    report: bool = typer.Option(False, "--report", help="Then write OUT/report.html and OUT/evidence.png (as `fprt report OUT`)."),
 ) -> None:
     """Score a test split: images → run.csv (validated submission), scores.csv, summary.json."""
     from fprt.runtime import score
@@ -252,6 +253,24 @@ def score_cmd(
     from fprt.runtime.api import describe_result
 
     typer.echo(describe_result(result))
+    if report:
+        from fprt.runtime.report import write_report
+
+        typer.echo(write_report(out, labels=labels).describe())
+
+
+@app.command("report")
+def report_cmd(
+    out: str = typer.Argument(..., metavar="OUT", help="The --out folder of `fprt score` (summary.json, scores.csv, ...)."),
+    top: int = typer.Option(24, "--top", min=1, help="membership: real images shown at each end of the ranking."),
+    per_class: int = typer.Option(4, "--per-class", min=1, help="subsets: generated images shown per predicted subset."),
+    neighbours: int = typer.Option(4, "--neighbours", min=1, help="Nearest images shown beside each image."),
+    labels: str = typer.Option(None, "--labels", help="True labels (run.csv format) → ROC, confusion matrix and truth on the page."),
+) -> None:
+    """Write OUT/report.html (one self-contained page: the evidence behind the decisions) and OUT/evidence.png."""
+    from fprt.runtime.report import write_report
+
+    typer.echo(write_report(out, top=top, per_class=per_class, neighbours=neighbours, labels=labels).describe())
 
 
 @app.command("bench")
