@@ -1,6 +1,8 @@
 """fprt's exceptions. Everything a user can cause derives from ``FprtError``; its message names the
-file or option at fault and what was expected. The CLI prints it as one line and exits with 2;
-from Python it is an ordinary exception (each one is also the matching built-in: ValueError, ...).
+file or option at fault and what was expected. The CLI prints it as one line (``fprt: error: …``) and exits
+with the error's ``exit_code``: 2 when what the user gave is unusable (an option, a path, data, a model), 1 when
+a run failed on the way (a parity bar missed, a dependency or device missing). From Python it is an ordinary
+exception (each one is also the matching built-in: ValueError, ...).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 class FprtError(Exception):
     """Base of every user-facing fprt error."""
+
+    exit_code = 2
 
 
 class DataError(FprtError, ValueError):
@@ -21,9 +25,13 @@ class ModelError(FprtError, ValueError):
 class ParityError(FprtError, RuntimeError):
     """An exported model disagrees with its source beyond the stated tolerance."""
 
+    exit_code = 1
+
 
 class MissingDependencyError(FprtError, ImportError):
     """An optional dependency (TensorRT, onnxruntime-gpu, Ray, a GPU) is needed and absent; says how to get it."""
+
+    exit_code = 1
 
 
 class InputError(FprtError, ValueError):
