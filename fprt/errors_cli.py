@@ -57,10 +57,12 @@ def _bad_value(exc) -> str | None:
 
 
 def _param_name(exc) -> str:
+    param = getattr(exc, "param", None)
+    if getattr(param, "param_type_name", None) == "argument":
+        return str(param.metavar or param.name).upper()
     hint = getattr(exc, "param_hint", None)
     if hint:
         return hint if isinstance(hint, str) else " / ".join(hint)
-    param = getattr(exc, "param", None)
     opts = [o for o in getattr(param, "opts", []) or [] if o.startswith("--")] or list(getattr(param, "opts", []) or [])
     if opts:
         return opts[0]

@@ -22,23 +22,30 @@ class _Prefix(logging.Formatter):
         return f"fprt: {level}{message}"
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def level_for(verbose: int = 0, quiet: bool = False) -> int:
     if quiet:
         return logging.ERROR
     return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
 
 
-def setup_logging(verbose: int = 0, quiet: bool = False, stream=None) -> logging.Logger:
+def setup_logging(verbose: int = 0, quiet: bool = False) -> logging.Logger:
     """Route the ``fprt`` logger (and Python warnings) to one stderr handler with the ``fprt:`` prefix."""
     logger = logging.getLogger(LOGGER)
     for handler in [h for h in logger.handlers if getattr(h, "_fprt_cli", False)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = _Stderr()
     handler._fprt_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(_Prefix())
     logger.addHandler(handler)
     logger.setLevel(level_for(verbose, quiet))
-    logger.propagate = False
     warnings.showwarning = _show_warning
     return logger
 
