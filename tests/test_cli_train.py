@@ -70,8 +70,6 @@ def test_resume_from_the_run_folder_alone(tiny_subsets, tmp_path):
 
 
 def test_random_backbone_warning(caplog):
-    import torch
-
     from fprt.trainer.models import create_model
     from fprt.trainer.models.backbones import random_backbones
     from fprt.trainer.training import _warn_random_backbone
