@@ -208,7 +208,7 @@ def train_cmd(
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", help="Continue the run folder RUN from its last finished epoch, with the arguments it was started with (config.json); options given override them."),
     task: Optional[Task] = typer.Option(None, "--task", show_default="what --data holds", help="The task to train for."),
     arch: Optional[str] = typer.Option(None, "--arch", "--model", show_default="siamese_cnn, pair_xattn, classifier_resnet18, features_resnet50", help="Registered architecture (fprt.trainer.list_models())."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, show_default="50 siamese, 20 pair, 10 classifier", help="Epochs."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, show_default="30 siamese (AIMultimediaLab 2025), 20 pair, 10 classifier (Medhastra 2025)", help="Epochs."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, show_default="the model's", help="Pairs (siamese/pair) or images (classifier) per step."),
     lr: Optional[float] = typer.Option(None, "--lr", show_default="1e-4", help="Adam learning rate."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where to train; auto = cuda when torch sees a GPU."),
