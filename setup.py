@@ -100,6 +100,7 @@ setup(
         "numpy>=1.24",
         "pillow>=10.0",
         "scikit-learn>=1.3",
+        "threadpoolctl>=3.1",  # fprt.demo caps BLAS threads in its worker processes
         "scipy>=1.11",  # pHash (DCT), SSIM filters
         "scikit-image>=0.22",  # evidence: registration, SSIM
         "opencv-python-headless>=4.8",  # evidence: feature matching, warps
@@ -113,7 +114,7 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorrt>=10.0"],  # with FPRT_ONNXRUNTIME=gpu for ONNX Runtime's CUDA provider (make install-gpu)
-        "ray": ["ray[data]>=2.30"],
+        "ray": ["ray[data]>=2.30", "pyarrow>=14"],  # pyarrow: imported by fprt.runtime.distributed
         "dev": [
             "pytest>=8.0",
             "pytest-benchmark>=4.0",

