@@ -1,7 +1,7 @@
 """The CLI's one error path: how ``fprt`` ends when something goes wrong.
 
 - usage errors (typer/click: an unknown option, a missing one, a value outside its choices) print one line
-  ``fprt: error: --task: 'membershp' is not one of subsets, membership; did you mean 'membership'?`` → exit 2;
+  ``fprt: error: --task: 'membershp' is not one of subsets, membership. Did you mean 'membership'?`` → exit 2;
 - ``FprtError`` (what a user can cause: an option, a path, data or a model that is unusable) prints its one
   line → exit ``error.exit_code`` (2: unusable input; 1: the run failed on the way, e.g. a parity bar missed);
 - ``OSError`` (a file that cannot be read or written, a full disk) prints ``strerror: filename`` → exit 1;
@@ -25,7 +25,7 @@ def _one_line(text: str) -> str:
 
 
 def choice_error(exc) -> str | None:
-    """``--opt: 'value' is not one of a, b; did you mean 'x'?`` for a typo in an Enum choice, else None."""
+    """``--opt: 'value' is not one of a, b. Did you mean 'x'?`` for a typo in an Enum choice, else None."""
     from fprt.choices import nearest_choice
 
     param = getattr(exc, "param", None)
@@ -38,7 +38,7 @@ def choice_error(exc) -> str | None:
     if value is None:
         return None
     hint = nearest_choice(value, names)
-    did_you_mean = f"; did you mean {hint!r}?" if hint else ""
+    did_you_mean = f". Did you mean {hint!r}?" if hint else ""
     return f"{_param_name(exc)}: {value!r} is not one of {', '.join(names)}{did_you_mean}"
 
 

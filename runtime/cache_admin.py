@@ -80,7 +80,7 @@ def clear_cache(root: str | os.PathLike | None = None, parts: list[str] | None =
         if part not in PARTS:
             hint = nearest_choice(part, list(PARTS))
             raise FprtError(f"fprt cache clear: {part!r} is not a cache part; expected some of {', '.join(PARTS)}"
-                            + (f"; did you mean {hint!r}?" if hint else ""))
+                            + (f". Did you mean {hint!r}?" if hint else ""))
     info = cache_info(root)
     freed = {"root": info["root"], "parts": chosen, "files": 0, "bytes": 0}
     for part in chosen:

@@ -47,4 +47,4 @@ def test_unknown_part_and_default_root(tmp_path, monkeypatch, capsys):
         main(["cache", "clear", "embedings"])
     except SystemExit as exc:
         assert exc.code == 2
-    assert "did you mean 'embeddings'" in capsys.readouterr().err
+    assert "Did you mean 'embeddings'" in capsys.readouterr().err

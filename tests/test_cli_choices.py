@@ -62,14 +62,14 @@ def test_a_typo_names_the_option_and_the_nearest_choice(command, param, choices,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("fprt: error: ")
     name = flag[0] if flag else (param.metavar or param.name.upper())
-    assert name in err and f"did you mean {target!r}" in err, err
+    assert name in err and f"Did you mean {target!r}" in err, err
 
 
 def test_aliases_are_named_not_accepted(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["score", "--data", "x", "--out", "y", "--device", "gpu"])
     assert exc.value.code == 2
-    assert "did you mean 'cuda'" in capsys.readouterr().err
+    assert "Did you mean 'cuda'" in capsys.readouterr().err
 
 
 def test_enum_values_are_the_library_names():

@@ -67,8 +67,15 @@ ALIASES = {
 }
 
 
+def _auto_tasks() -> list[str]:
+    """Tasks with an ``auto`` method, found without importing them (``fprt --help`` lists method names)."""
+    import importlib.util
+
+    return [t for t in ("membership", "subsets") if importlib.util.find_spec(f"fprt.runtime.methods.auto_{t}")]
+
+
 def method_names(task: str | None = None) -> list[str]:
-    autos = ["auto"] if any(task is None or t == task for t in _auto_registry()) else []
+    autos = ["auto"] if any(task is None or t == task for t in _auto_tasks()) else []
     return autos + [n for n, cls in _registry().items() if task is None or cls.task == task]
 
 
