@@ -26,9 +26,10 @@ DEMO_TRAIN  := --size $(DEMO_SIZE) --epochs $(DEMO_EPOCHS) --lr 1e-3
 # `make demo DEMO_ISA=` uses this CPU's fastest kernels instead.
 DEMO_ISA     ?= avx2
 DEMO_THREADS ?= 2
+COMMA := ,
 demo: export ATEN_CPU_CAPABILITY = $(if $(DEMO_ISA),$(DEMO_ISA),default)
 demo: export ONEDNN_MAX_CPU_ISA = $(if $(DEMO_ISA),AVX2,ALL)
-demo: export MKL_CBWR = $(if $(DEMO_ISA),COMPATIBLE,AUTO)
+demo: export MKL_CBWR = $(if $(DEMO_ISA),AVX2$(COMMA)STRICT,AUTO)
 demo: export OMP_NUM_THREADS = $(DEMO_THREADS)
 demo: $(STAMP)
 	$(FPRT) checks
