@@ -44,8 +44,10 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> logging.Logger:
     handler = _Stderr()
     handler._fprt_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(_Prefix())
+    level = level_for(verbose, quiet)
+    handler.setLevel(level)  # -q filters here, so records still reach other handlers (test capture, an app's own)
     logger.addHandler(handler)
-    logger.setLevel(level_for(verbose, quiet))
+    logger.setLevel(level if level < logging.WARNING else logging.NOTSET)
     warnings.showwarning = _show_warning
     return logger
 
