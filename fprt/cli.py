@@ -223,11 +223,17 @@ def train_cmd(
     backbone: Optional[str] = typer.Option(None, "--backbone", show_default="resnet50", help="pair_xattn backbone: resnet50 (paper), resnet18, ... or cnn (small)."),
     steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", min=1, help="Cap on optimiser steps per epoch."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, show_default="one per CPU, at most 8", help="Decode threads."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, show_default="torch's: every core", help="CPU compute threads of PyTorch (on AVX-512 CPUs the weights depend on it; README 'Same numbers on every CPU')."),
 ) -> None:
     """Train a Siamese net, pair scorer, classifier or features+head on a dataset; writes a run folder."""
     from dataclasses import replace
 
     from fprt.trainer import TrainConfig, train
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     given = _explicit(ctx)
     config = TrainConfig(
