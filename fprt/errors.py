@@ -1,7 +1,7 @@
 """fprt's exceptions. Everything a user can cause derives from ``FprtError``; its message names the
 file or option at fault and what was expected. The CLI prints it as one line (``fprt: error: …``) and exits
-with the error's ``exit_code``: 2 when what the user gave is unusable (an option, a path, data, a model), 1 when
-a run failed on the way (a parity bar missed, a dependency or device missing). From Python it is an ordinary
+with the error's ``exit_code``: 2 when what the user asked for cannot be done (an unusable option, path, dataset
+or model; a dependency or device it needs is missing), 1 when a run failed on the way (a parity bar missed). From Python it is an ordinary
 exception (each one is also the matching built-in: ValueError, ...).
 """
 
@@ -30,8 +30,6 @@ class ParityError(FprtError, RuntimeError):
 
 class MissingDependencyError(FprtError, ImportError):
     """An optional dependency (TensorRT, onnxruntime-gpu, Ray, a GPU) is needed and absent; says how to get it."""
-
-    exit_code = 1
 
 
 class InputError(FprtError, ValueError):

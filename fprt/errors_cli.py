@@ -2,8 +2,9 @@
 
 - usage errors (typer/click: an unknown option, a missing one, a value outside its choices) print one line
   ``fprt: error: --task: 'membershp' is not one of subsets, membership. Did you mean 'membership'?`` → exit 2;
-- ``FprtError`` (what a user can cause: an option, a path, data or a model that is unusable) prints its one
-  line → exit ``error.exit_code`` (2: unusable input; 1: the run failed on the way, e.g. a parity bar missed);
+- ``FprtError`` (what a user can cause: an option, a path, data or a model that is unusable, a missing GPU or
+  optional dependency) prints its one line → exit ``error.exit_code`` (2; 1 for a run that failed on the way,
+  e.g. a parity bar missed);
 - ``OSError`` (a file that cannot be read or written, a full disk) prints ``strerror: filename`` → exit 1;
 - ``KeyboardInterrupt`` → ``fprt: interrupted`` → exit 130;
 - anything else is a bug in fprt: its traceback is printed as Python prints it, exit 1.
