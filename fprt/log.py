@@ -54,4 +54,6 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> logging.Logger:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     origin = "" if "fprt" in str(filename) or category is UserWarning else f" ({category.__name__}, {filename}:{lineno})"
-    logging.getLogger(LOGGER).warning("%s%s", message, origin)
+    text = str(message)
+    text = text[len("fprt "):] if text.startswith("fprt ") else text  # "fprt export: …" → "fprt: warning: export: …"
+    logging.getLogger(LOGGER).warning("%s%s", text, origin)

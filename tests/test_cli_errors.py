@@ -96,3 +96,7 @@ def test_warnings_carry_the_prefix_and_v_q(capsys):
     logging.getLogger("fprt").warning("hidden")
     assert capsys.readouterr().err == ""
     setup_logging(0, False)
+    import warnings
+
+    warnings.warn("fprt export: the dynamo exporter failed; TorchScript used")
+    assert capsys.readouterr().err == "fprt: warning: export: the dynamo exporter failed; TorchScript used\n"

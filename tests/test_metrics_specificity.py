@@ -25,6 +25,7 @@ def test_specificity_per_class_and_macro(seed):
         dict(zip(labels, precision_score(truth, pred, labels=labels, average=None, zero_division=0))))
 
 
+@pytest.mark.filterwarnings("ignore:A single label was found")
 def test_specificity_of_a_class_nobody_is_outside_is_zero_not_nan():
     m = multiclass_metrics(["t1", "t1"], ["t1", "t1"], labels=["t1"])
     assert m["specificity_per_class"] == {"t1": 0.0} and m["specificity_macro"] == 0.0
