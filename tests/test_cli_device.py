@@ -21,3 +21,11 @@ def test_auto_needs_the_backends_gpu_support(monkeypatch):
     assert resolve_device("auto", "onnx") == "cpu"
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert resolve_device("auto", "onnx") == "cuda"
+
+
+def test_checks_say_which_cpu_kernels_run(monkeypatch):
+    from fprt.checks import _cpu_kernel_check
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    detail = _cpu_kernel_check().detail
+    assert detail.startswith(f"ATen dispatch {torch.backends.cpu.get_cpu_capability()}") and "ONEDNN_MAX_CPU_ISA=AVX2" in detail
