@@ -11,7 +11,7 @@ EXT_SRC := $(shell find cpp_ext -type f \( -name '*.cpp' -o -name '*.cu' -o -nam
 DEMO    ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean-venv bench bench-gpu browser
+.PHONY: demo test install install-gpu clean-venv bench bench-gpu browser
 
 FPRT    := $(VENV)/bin/fprt
 
@@ -21,6 +21,16 @@ FPRT    := $(VENV)/bin/fprt
 DEMO_SIZE   ?= 128
 DEMO_EPOCHS ?= 8
 DEMO_TRAIN  := --size $(DEMO_SIZE) --epochs $(DEMO_EPOCHS) --lr 1e-3
+# Same demo numbers on every x86-64 CPU with AVX2: PyTorch's CPU kernels (ATen, oneDNN, MKL) pinned to one
+# instruction set and MKL's reproducible mode, and a fixed thread count (README "Same numbers on every CPU").
+# `make demo DEMO_ISA=` uses this CPU's fastest kernels instead.
+DEMO_ISA     ?= avx2
+DEMO_THREADS ?= 2
+COMMA := ,
+demo: export ATEN_CPU_CAPABILITY = $(if $(DEMO_ISA),$(DEMO_ISA),default)
+demo: export ONEDNN_MAX_CPU_ISA = $(if $(DEMO_ISA),AVX2,ALL)
+demo: export MKL_CBWR = $(if $(DEMO_ISA),AVX2$(COMMA)STRICT,AUTO)
+demo: export OMP_NUM_THREADS = $(DEMO_THREADS)
 demo: $(STAMP)
 	$(FPRT) checks
 	$(FPRT) make-demo-data $(DEMO)/subsets --task subsets --overwrite
@@ -28,7 +38,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO)/runs/subsets
 	$(FPRT) train siamese --data $(DEMO)/subsets --out $(DEMO)/runs/subsets $(DEMO_TRAIN)
 	$(FPRT) export-onnx $(DEMO)/runs/subsets --out $(DEMO)/subsets.onnx --uint8-input
-	$(FPRT) export-onnx $(DEMO)/runs/subsets --out $(DEMO)/subsets-int8.onnx --uint8-input --int8 --calib $(DEMO)/subsets
+	$(FPRT) export-onnx $(DEMO)/runs/subsets --out $(DEMO)/subsets-int8.onnx --uint8-input --int8
 	$(FPRT) score $(DEMO)/subsets --model $(DEMO)/subsets.onnx --out $(DEMO)/score-subsets --labels $(DEMO)/subsets/test/labels.csv
 	$(FPRT) make-demo-data $(DEMO)/membership --task membership --overwrite
 	$(FPRT) info $(DEMO)/membership
@@ -63,6 +73,14 @@ bench-gpu: $(STAMP)
 
 install: $(STAMP)
 
+# ONNX Runtime's CUDA provider: onnxruntime-gpu replaces onnxruntime (both own the `onnxruntime` module, so
+# the CPU package is removed first) and TensorRT comes with the [gpu] extra. README "GPU use".
+install-gpu: $(VENV)/.torch
+	$(PIP) uninstall -y onnxruntime onnxruntime-gpu
+	echo gpu > $(VENV)/.fprt-onnxruntime
+	FPRT_ONNXRUNTIME=gpu $(PIP) install -q --no-build-isolation -e '.[dev,ray,gpu]'
+	touch $(STAMP)
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
@@ -73,7 +91,7 @@ $(VENV)/.torch: | $(PY)
 	touch $@
 
 $(STAMP): $(VENV)/.torch setup.py Makefile $(EXT_SRC)
-	$(PIP) install -q --no-build-isolation -e '.[dev,ray]'
+	FPRT_ONNXRUNTIME=$$(cat $(VENV)/.fprt-onnxruntime 2>/dev/null || echo cpu) $(PIP) install -q --no-build-isolation -e '.[dev,ray]'
 	touch $@
 
 clean-venv:

@@ -16,6 +16,12 @@ Without torch at build time, or with ``FPRT_BUILD_EXT=0``, fprt installs without
 builds it just in time on first use (or falls back to pure PyTorch with one warning).
 ``FPRT_BUILD_CUDA=0`` skips the CUDA extension; ``TORCH_CUDA_ARCH_LIST`` picks its GPU targets
 (default ``8.0;9.0+PTX``).
+
+ONNX Runtime comes as one of two packages that own the same ``onnxruntime`` module: ``onnxruntime`` (CPU) or
+``onnxruntime-gpu`` (CPU + CUDA). Installed side by side, whichever was installed last wins file by file and
+the CUDA provider can vanish, so fprt requires exactly one: ``onnxruntime`` by default, ``onnxruntime-gpu``
+when ``FPRT_ONNXRUNTIME=gpu`` is set at install time (``make install-gpu`` does this, after removing the CPU
+package). The ``[gpu]`` extra adds TensorRT.
 """
 
 from __future__ import annotations
@@ -61,6 +67,14 @@ def _extensions() -> tuple[list, dict]:
     return exts, ({"build_ext": BuildExtension.with_options(use_ninja=True)} if exts else {})
 
 
+def _onnxruntime() -> str:
+    """The ONNX Runtime distribution to require: one, never both (see the module docstring)."""
+    choice = os.environ.get("FPRT_ONNXRUNTIME", "cpu").strip().lower()
+    if choice not in ("cpu", "gpu"):
+        raise SystemExit(f"fprt setup: FPRT_ONNXRUNTIME={choice!r}: expected cpu or gpu")
+    return "onnxruntime-gpu>=1.18" if choice == "gpu" else "onnxruntime>=1.18"
+
+
 packages, package_dir = _packages()
 ext_modules, cmdclass = _extensions()
 
@@ -81,34 +95,33 @@ setup(
         "torch>=2.4",
         "torchvision>=0.19",
         "onnx>=1.16",
-        "onnxscript>=0.2",
-        "onnxruntime>=1.18",
+        "onnxscript>=0.2",  # torch.onnx's dynamo exporter
+        _onnxruntime(),
         "numpy>=1.24",
         "pillow>=10.0",
         "scikit-learn>=1.3",
-        "opencv-python-headless>=4.8",  # membership evidence: patch matching, optical flow, SSIM filters
-        "skl2onnx>=1.17",
+        "threadpoolctl>=3.1",  # fprt.demo caps BLAS threads in its worker processes
+        "scipy>=1.11",  # pHash (DCT), SSIM filters
+        "scikit-image>=0.22",  # evidence: registration, SSIM
+        "opencv-python-headless>=4.8",  # evidence: feature matching, warps
+        "Jinja2>=3.1",  # fprt report (HTML)
         "matplotlib>=3.7",
         "tqdm>=4.66",
         "rich>=13.0",
         "typer>=0.12",
         "safetensors>=0.4",
         "pydicom>=2.4",
-        "opencv-python-headless>=4.8",  # subsets fingerprints: the 3x3 median of the noise residual
-        "threadpoolctl>=3.1",  # subsets evidence: one BLAS thread for the small logistic-regression fits
-        "Jinja2>=3.1",
     ],
     extras_require={
-        "gpu": ["onnxruntime-gpu>=1.18", "tensorrt>=10.0"],
-        "ray": ["ray[data]>=2.30"],
+        "gpu": ["tensorrt>=10.0"],  # with FPRT_ONNXRUNTIME=gpu for ONNX Runtime's CUDA provider (make install-gpu)
+        "ray": ["ray[data]>=2.30", "pyarrow>=14"],  # pyarrow: imported by fprt.runtime.distributed
         "dev": [
             "pytest>=8.0",
             "pytest-benchmark>=4.0",
             "pytest-timeout>=2.2",
             "faiss-cpu>=1.8",
-            "scipy>=1.11",
+            "selenium>=4.15",  # the report's browser test (needs chromium + chromedriver)
             "ninja>=1.11",
-            "selenium>=4.10",
         ],
     },
     entry_points={"console_scripts": ["fprt = fprt.cli:main"]},

@@ -134,6 +134,23 @@ def run_data_root(run: str | Path | None) -> Path | None:
     return Path(root) if isinstance(root, str) and Path(root).is_dir() else None
 
 
+def calibration_folder(run: str | Path | None, data: str | Path | None = None) -> Path | None:
+    """Where INT8 calibration images come from when none are named (``fprt export-onnx --int8``, ``fprt bench``):
+    ``data`` when it holds a training split, else the training data the run ``run`` was trained on; None if neither."""
+    from fprt.data import discover
+    from fprt.errors import DataError
+
+    for candidate in (data, run_data_root(run)):
+        if candidate is None:
+            continue
+        try:
+            if discover(candidate).has_train:
+                return Path(candidate)
+        except DataError:
+            continue
+    return None
+
+
 def parity_images(preprocess: Preprocess, *, images=None, run=None, n: int = 32, seed: int = 0) -> ImageSet:
     """Images for the parity check, by the order in the module docstring (``run``: the run folder or checkpoint)."""
     if images is not None:

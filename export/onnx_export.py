@@ -7,7 +7,7 @@ Steps, all in memory until every check has passed:
 2. export each graph (``main``; pair models also ``embed``) with a dynamic batch axis
    (``fprt.export.graph``), ``onnx.checker`` with ``full_check``;
 3. parity of the fp32 graph against PyTorch at batch 1 and 16 (``fprt.export.parity``);
-4. ``--fp16``: convert, parity at the fp16 bars; ``--int8``: quantise on ``--calib`` images, parity at
+4. ``--fp16``: convert, parity at the fp16 bars; ``--int8``: quantise on ``--calib`` images (default: the run's training data, as ``fprt bench``), parity at
    the int8 bars and the accuracy gate on the calibration images (``fprt.export.precision``);
 5. write the ``ModelMeta`` (with ``extra["export"]``: precision, input dtype, opset, exporter,
    parity, companion embed graph) into ``metadata_props``, check again, then write the files
@@ -212,7 +212,11 @@ def export_onnx(
     if fp16 and int8:
         raise FprtError("--fp16 and --int8 are exclusive: export one precision per file")
     if int8 and calib is None:
-        raise FprtError("--int8 needs --calib DIR: a folder of real images (or a training dataset) to calibrate on")
+        calib = I.calibration_folder(source if isinstance(source, (str, os.PathLike)) else None)
+        if calib is None:
+            raise FprtError("--int8 needs --calib DIR (a folder of real images or a training dataset): the training "
+                            "data the run's config.json names (data.root) is not there")
+        log(f"INT8 calibration on the run's training data {calib} (--calib DIR to choose others)")
     if calib is not None and not int8:
         raise FprtError("--calib is only used with --int8")
     if not batch_sizes or min(batch_sizes) < 1:

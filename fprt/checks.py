@@ -100,6 +100,21 @@ def _extension_checks() -> list[Check]:
     return [Check(f"similarity extension ({dev})", status, detail) for dev, status, detail in describe()]
 
 
+def _cpu_kernel_check() -> Check:
+    """Which CPU code path PyTorch's kernels take (README "Same numbers on every CPU"; make demo pins AVX2)."""
+    import os
+
+    try:
+        import torch
+
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception as exc:  # torch missing or too old: reported by the torch check already
+        return Check("CPU kernels", "info", f"unknown ({type(exc).__name__})")
+    pins = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS")
+            if os.environ.get(k)]
+    return Check("CPU kernels", "info", f"ATen dispatch {capability}; " + (", ".join(pins) if pins else "not pinned"))
+
+
 def _optional(dist: str, purpose: str) -> Check:
     version = _version(dist)
     return Check(dist, "ok" if version else "missing", version or f"not installed ({purpose})")
@@ -114,6 +129,7 @@ def run_checks() -> list[Check]:
         Check("Python", "info", f"{sys.version.split()[0]} on {platform.system()} {platform.machine()}"),
     ]
     checks += _torch_checks()
+    checks.append(_cpu_kernel_check())
     checks.append(_nvcc_check())
     checks.append(_onnxruntime_check())
     checks.append(_tensorrt_check())

@@ -1,6 +1,8 @@
 """fprt's exceptions. Everything a user can cause derives from ``FprtError``; its message names the
-file or option at fault and what was expected. The CLI prints it as one line and exits with 2;
-from Python it is an ordinary exception (each one is also the matching built-in: ValueError, ...).
+file or option at fault and what was expected. The CLI prints it as one line (``fprt: error: …``) and exits
+with the error's ``exit_code``: 2 when what the user asked for cannot be done (an unusable option, path, dataset
+or model; a dependency or device it needs is missing), 1 when a run failed on the way (a parity bar missed). From Python it is an ordinary
+exception (each one is also the matching built-in: ValueError, ...).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 class FprtError(Exception):
     """Base of every user-facing fprt error."""
+
+    exit_code = 2
 
 
 class DataError(FprtError, ValueError):
@@ -20,6 +24,8 @@ class ModelError(FprtError, ValueError):
 
 class ParityError(FprtError, RuntimeError):
     """An exported model disagrees with its source beyond the stated tolerance."""
+
+    exit_code = 1
 
 
 class MissingDependencyError(FprtError, ImportError):

@@ -3,8 +3,9 @@
 - ``binary_metrics`` (membership: 1 = used, 0 = not used): accuracy, precision, recall, F1,
   specificity, Cohen's κ, confusion matrix and, given continuous scores, ROC AUC and the TPR at
   1 % and 0.1 % FPR.
-- ``multiclass_metrics`` (subsets): accuracy, macro precision / recall / F1, Cohen's κ, confusion
-  matrix, per-class recall.
+- ``multiclass_metrics`` (subsets): accuracy, macro precision / recall / F1 / specificity, Cohen's κ,
+  confusion matrix, per-class precision, recall, F1 and specificity (one class against the rest, as both
+  2025 subsets papers report it: TN / (TN + FP)).
 
 Both return plain JSON-serialisable dicts.
 """
@@ -69,6 +70,10 @@ def multiclass_metrics(y_true, y_pred, labels: Sequence | None = None) -> dict:
     labels = list(labels)
     cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
     recall = skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    precision = skm.precision_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    f1 = skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    specificity = _specificity_per_class(cm)
+    names = [str(_plain(k)) for k in labels]
     return {
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
@@ -78,8 +83,22 @@ def multiclass_metrics(y_true, y_pred, labels: Sequence | None = None) -> dict:
         "cohen_kappa": _kappa(y_true, y_pred, labels),
         "confusion_matrix": cm.tolist(),
         "labels": [_plain(x) for x in labels],
-        "recall_per_class": {str(_plain(k)): float(v) for k, v in zip(labels, recall)},
+        "specificity_macro": float(np.mean(specificity)),
+        "recall_per_class": dict(zip(names, map(float, recall))),
+        "precision_per_class": dict(zip(names, map(float, precision))),
+        "f1_per_class": dict(zip(names, map(float, f1))),
+        "specificity_per_class": dict(zip(names, map(float, specificity))),
     }
+
+
+def _specificity_per_class(cm: np.ndarray) -> np.ndarray:
+    """One-vs-rest specificity TN / (TN + FP) of each class from a confusion matrix (rows: truth); 0 when undefined."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    tn = cm.sum() - cm.sum(axis=1) - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tn + fp > 0, tn / np.maximum(tn + fp, 1e-300), 0.0)
 
 
 def _kappa(y_true, y_pred, labels=None) -> float | None:

@@ -448,19 +448,9 @@ def _load_source(model: str | os.PathLike) -> _Source:
 
 def _calibration_folder(source: _Source, data: Path | None) -> Path | None:
     """Where INT8 calibration images come from: ``data`` when it holds a training split, else the run's data."""
-    from fprt.data import discover
-    from fprt.errors import DataError
-    from fprt.export.images import run_data_root
+    from fprt.export.images import calibration_folder
 
-    for candidate in (data, run_data_root(source.path) if source.kind == "run" else None):
-        if candidate is None:
-            continue
-        try:
-            if discover(candidate).has_train:
-                return Path(candidate)
-        except DataError:
-            continue
-    return None
+    return calibration_folder(source.path if source.kind == "run" else None, data)
 
 
 # ---------------------------------------------------------------------------------------------- planning

@@ -1,8 +1,10 @@
 """What ``fprt score`` writes into ``--out DIR`` — every file atomically (``fprt.io``).
 
-- ``run.csv``: the submission. Default = the organisers' 2023 validator: no header, one line
-  ``image_id,label`` per test image, id = file name without extension, every test image exactly
-  once, no blank lines; membership label 1 = used / 0 = not used; subsets label = subset name.
+- ``run.csv``: the submission. Default: no header, one line ``image_id,label`` per test image, id =
+  file name without extension, every test image exactly once, no blank lines; membership label
+  1 = used / 0 = not used (the labels of the 2023 overview's confusion matrices); subsets label =
+  subset name. These are fprt's own rules (the papers in shared/papers do not describe a submission
+  format or validator); check them against the edition's instructions before submitting.
   ``RunCsvFormat`` holds the variants later editions and teams used (a header line, ids with their
   extension, subset labels as 1..K). ``validate_run_csv`` re-reads the written file and checks it
   against those rules; ``fprt score`` fails rather than report success on a file that breaks them.
@@ -33,7 +35,7 @@ SUBSET_LABEL_MODES = ("names", "index")
 
 @dataclass(frozen=True)
 class RunCsvFormat:
-    """How run.csv is spelled. The default is the 2023 organisers' validator."""
+    """How run.csv is spelled (default: no header, ids without extension, subset names; see the module docstring)."""
 
     header: str | None = None  # e.g. "image_path,predicted_class"; None = no header line
     keep_extension: bool = False  # ids as file names with their extension

@@ -10,6 +10,7 @@
 - ``miners``      — ``HardNegativeMiner``; ``pairs`` — balanced pair sampling, stratified splits
 - ``datasets``    — ``ImagePool``, ``TaskData``, ``load_task_data`` over ``fprt.data`` layouts
 - ``training``    — ``train(data, out, TrainConfig(...))``: the loop, validation, early stopping, resume
+- ``resume``      — ``saved_run(run)``: the data folder and TrainConfig a run folder records (``--resume RUN``)
 - ``checkpoint``  — run folders, safetensors checkpoints, ``load_checkpoint`` (never unpickles)
 - ``heads``       — scikit-learn heads as arrays, ``apply_head`` in NumPy
 - ``plots``       — loss curves, confusion matrix, PCA
@@ -29,6 +30,7 @@ _EXPORTS = {
     "train": "fprt.trainer.training",
     "TrainConfig": "fprt.trainer.training",
     "TrainResult": "fprt.trainer.training",
+    "saved_run": "fprt.trainer.resume",
     "load_checkpoint": "fprt.trainer.checkpoint",
     "read_meta": "fprt.trainer.checkpoint",
     "apply_head": "fprt.trainer.heads",

@@ -45,7 +45,23 @@ def _plain_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
     from safetensors.torch import save
 
-    return atomic_write_bytes(path, save(_plain_tensors(tensors), metadata=metadata))
+    return atomic_write_bytes(path, canonical_safetensors(save(_plain_tensors(tensors), metadata=metadata)))
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` with its header's ``__metadata__`` keys sorted, so equal tensors and metadata give equal bytes.
+
+    The safetensors writer emits the metadata from a hash map, in an order that changes from process to
+    process; the tensors, their order and offsets are already deterministic and stay as they are.
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    if "__metadata__" in header:
+        header = {"__metadata__": dict(sorted(header["__metadata__"].items())),
+                  **{k: v for k, v in header.items() if k != "__metadata__"}}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format pads the header with spaces to 8-byte alignment
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -528,6 +528,17 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _warn_random_backbone(model, name: str, weights: str | None) -> None:
+    """Say so when a torchvision backbone starts from random weights (fprt downloads nothing)."""
+    from fprt.trainer.models.backbones import random_backbones
+
+    found = random_backbones(model)
+    if found and weights is None:
+        log.warning("%s: the %s backbone starts from random weights (the papers start from ImageNet weights; fprt "
+                    "downloads nothing): pass --weights FILE with a local torchvision state dict, e.g. %s",
+                    name, "/".join(found), f"torchvision's {found[0]} ImageNet weights saved by torch.save(state_dict)")
+
+
 def _config_doc(resolved: TrainConfig, preprocess: Preprocess, data: TaskData, model_kwargs: dict) -> dict:
     train = asdict(resolved)
     train["preprocess"] = preprocess.to_dict()
@@ -638,6 +649,7 @@ def _train(
 
     torch.manual_seed(cfg.seed)
     model = create_model(spec.name, weights=cfg.weights, **model_kwargs).to(device)
+    _warn_random_backbone(model, spec.name, cfg.weights)
     pre = preprocess.module().to(device)
     base_meta = dict(model=spec.name, kind=spec.kind, task=task_data.task, preprocess=preprocess,
                      class_names=list(task_data.class_names), model_kwargs=model_kwargs, metric=spec.metric,

@@ -12,9 +12,9 @@ max-sigma           membership  best similarity to generated > μ + α·σ (Medh
 max-threshold       membership  best similarity to generated > the model's validation threshold
 logreg              membership  logistic regression on two best scores, fitted on --reference (Medhastra 2025)
 pair                membership  pair-scorer probability on the k nearest generated images (VIT Visioneers 2025)
-vcmi-max            membership  best to generated > best real×real (VCMI 2023)
-vcmi-std            membership  best to generated > mean + 3·std of real×real (VCMI 2023)
-vcmi-retrieval      membership  nearest real image of some generated image (VCMI 2023)
+vcmi-max            membership  best to generated > best real×real (VCMI 2023 threshold approach)
+vcmi-std            membership  best to generated > mean + 3·std of real×real (fprt's variant; not in the papers)
+vcmi-retrieval      membership  nearest real image of some generated image (VCMI 2023 retrieval approach)
 ssim-max            membership  SSIM + vcmi-max, the 2023 winner (no model)
 phash               membership  pHash Hamming distance (DMK 2023, no model)
 ==================  ==========  ============================================================
@@ -70,8 +70,15 @@ ALIASES = {
 }
 
 
+def _auto_tasks() -> list[str]:
+    """Tasks with an ``auto`` method, found without importing them (``fprt --help`` lists method names)."""
+    import importlib.util
+
+    return [t for t in ("membership", "subsets") if importlib.util.find_spec(f"fprt.runtime.methods.auto_{t}")]
+
+
 def method_names(task: str | None = None) -> list[str]:
-    autos = ["auto"] if any(task is None or t == task for t in _auto_registry()) else []
+    autos = ["auto"] if any(task is None or t == task for t in _auto_tasks()) else []
     return autos + [n for n, cls in _registry().items() if task is None or cls.task == task]
 
 

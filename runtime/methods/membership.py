@@ -16,9 +16,12 @@ alike; L2 as negative distance). ``s(r)`` below is a real image's best closeness
 - ``pair`` (VIT Visioneers 2025): the pair scorer's probability on each real image's k nearest
   generated images (found with its embed graph); score = the highest; used when above the model's
   threshold (default 0.5).
-- ``vcmi-max``, ``vcmi-std``, ``vcmi-retrieval`` (VCMI 2023, on any similarity): used when s(r)
-  beats the best real×real closeness; when s(r) exceeds mean + 3·std of all real×real
-  closenesses; when r is the nearest real image of at least one generated image (column top-1).
+- ``vcmi-max``, ``vcmi-retrieval`` (VCMI 2023's threshold and retrieval approaches as the 2023
+  overview describes them, on any similarity): used when s(r) beats the best real×real closeness
+  (the overview says only "a threshold calculated based on the similarity between real images";
+  the maximum is fprt's reading); when r is the nearest real image of at least one generated image
+  (column top-1). ``vcmi-std`` is fprt's variant: s(r) above mean + 3·std of all real×real
+  closenesses (the overview names no such rule).
 - ``ssim-max`` (VCMI 2023's winning run, F1 0.802): ``vcmi-max`` on SSIM of the pixels. By default
   SSIM is computed on each real image's candidates only (its 64 nearest images by raw-pixel NCC at
   32×32, through the similarity extension); ``--ssim-exact`` computes every pair
@@ -143,7 +146,7 @@ class VcmiMax(_MaxBase):
 class VcmiStd(_MaxBase):
     name = "vcmi-std"
     summary = "best similarity to the generated set above mean + 3*std of all real x real similarities"
-    source = "VCMI 2023"
+    source = "fprt variant of VCMI 2023's threshold approach (mean + 3 std: not in the 2023 overview)"
     real_real = "stats"
 
     def score(self, ctx: Context) -> MethodResult:

@@ -154,7 +154,6 @@ def test_onnx_model_is_timed_at_its_own_precision(bench_run):
         (["--batch-sizes", "1,x"], "not a whole number"),
         (["--backends", "onx"], "Did you mean 'onnx'"),
         (["--precisions", "fp64"], "unknown precision 'fp64'"),
-        (["--device", "tpu"], "--device 'tpu'"),
     ],
 )
 def test_bad_options_name_the_option(tiny_bench_setup, tmp_path, args, message):

@@ -66,6 +66,11 @@ class Backbone(nn.Module):
         )
 
 
+def random_backbones(model: nn.Module) -> list[str]:
+    """Names of the torchvision backbones inside ``model`` (they start from random weights without ``--weights``)."""
+    return sorted({m.name for m in model.modules() if isinstance(m, Backbone)})
+
+
 def _set_input_channels(net: nn.Module, in_chans: int) -> str:
     """Replace the stem convolution when ``in_chans != 3``; returns its state-dict key (``<name>.weight``)."""
     for name, module in net.named_modules():

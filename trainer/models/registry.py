@@ -5,7 +5,7 @@ hyper-parameters of the paper it reproduces) live beside its definition in a sma
 not in the caller::
 
     @register_model("siamese_cnn", family="siamese", kind="embedding", metric="l2",
-                    preprocess=Preprocess(256), train_defaults=dict(epochs=50, batch_size=32, lr=1e-4))
+                    preprocess=Preprocess(256), train_defaults=dict(epochs=30, batch_size=32, lr=1e-4))
     def siamese_cnn(**kw): ...
 
     model = create_model("siamese_cnn", input_size=128)

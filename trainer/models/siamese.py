@@ -20,7 +20,7 @@ from fprt.preprocess import Preprocess
 from fprt.trainer.models.backbones import Backbone
 from fprt.trainer.models.registry import register_model
 
-SIAMESE_TRAIN_DEFAULTS = dict(epochs=50, batch_size=32, lr=1e-4, margin=1.0)
+SIAMESE_TRAIN_DEFAULTS = dict(epochs=30, batch_size=32, lr=1e-4, margin=1.0)  # 30 epochs, Adam: AIMultimediaLab 2025
 
 
 def conv_trunk_size(input_size: int, filters=(16, 32, 64, 128)) -> tuple[int, int]:
