@@ -400,7 +400,7 @@ def score_cmd(
 @app.command("report")
 def report_cmd(
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="DIR", help="The --out folder of `fprt score` (summary.json, scores.csv, ...)."),
-    old_out: Optional[str] = typer.Argument(None, metavar="OUT", help="The same as --out."),
+    old_out: Optional[str] = typer.Argument(None, hidden=True, metavar="OUT"),
     top: int = typer.Option(24, "--top", min=1, help="membership: real images shown at each end of the ranking."),
     per_class: int = typer.Option(4, "--per-class", min=1, help="subsets: generated images shown per predicted subset."),
     neighbours: int = typer.Option(4, "--neighbours", min=1, help="Nearest images shown beside each image."),

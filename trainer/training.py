@@ -602,6 +602,7 @@ def train(
     when it finishes); one training per folder at a time; never inside the data."""
     from fprt.outdir import OutputFolder
 
+    check_training_inputs(data, config, **overrides)  # refused before any folder is made
     roots = [] if isinstance(data, TaskData) else [Path(data)]
     hint = "pass --resume to continue the training run there, --overwrite to replace it, or choose another folder"
     with OutputFolder(out, overwrite=overwrite or resume, data=roots, command="train",

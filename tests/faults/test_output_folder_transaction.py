@@ -61,7 +61,8 @@ def test_output_two_concurrent_runs_into_one_folder(case, tmp_path):
     data, model = case
     out = tmp_path / "out"
     marker = tmp_path / "held"
-    first = score_in_subprocess(data, model, out, env={"FPRT_TEST_OUTPUT_HOOK": f"hold:1:{marker}"}, wait=False)
+    first = score_in_subprocess(data, model, out, "method=max-sigma", env={"FPRT_TEST_OUTPUT_HOOK": f"hold:1:{marker}"},
+                                wait=False)
     try:
         deadline = time.time() + 120
         while not marker.exists() and time.time() < deadline and first.poll() is None:

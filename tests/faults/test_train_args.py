@@ -88,7 +88,7 @@ def test_resume_with_a_config_of_the_wrong_shape_names_the_file(config, two_per_
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text(json.dumps(config))
-    result = run_cli(["train", "classifier", "--data", two_per_class, "--out", out, "--resume", "--size", "32",
+    result = run_cli(["train", "classifier", "--data", two_per_class, "--resume", out, "--size", "32",
                       "--epochs", "1"], capsys, monkeypatch)
     assert_one_error_line(result, str(out / "config.json"))
 

@@ -110,7 +110,7 @@ def test_membership_end_to_end(membership_case, tmp_path):
     r = score(model, data, tmp_path / "a", labels=labels, progress=False)
     assert r.method == "auto"  # a training split is present: evidence fused on it
     assert r.summary["evidence"]["rows"] and r.metrics["roc_auc"] >= 0.9
-    r = score(model, data, tmp_path / "a", method="max-sigma", labels=labels, progress=False)
+    r = score(model, data, tmp_path / "a", method="max-sigma", labels=labels, progress=False, overwrite=True)
     lines = _lines(r.run_csv)
     assert len(lines) == 16 and {line.split(",")[1] for line in lines} <= {"0", "1"}
     assert r.metrics["roc_auc"] >= 0.9  # half the generated images are near-copies of used images
