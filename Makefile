@@ -33,21 +33,21 @@ demo: export MKL_CBWR = $(if $(DEMO_ISA),AVX2$(COMMA)STRICT,AUTO)
 demo: export OMP_NUM_THREADS = $(DEMO_THREADS)
 demo: $(STAMP)
 	$(FPRT) checks
-	$(FPRT) make-demo-data $(DEMO)/subsets --task subsets --overwrite
-	$(FPRT) info $(DEMO)/subsets
+	$(FPRT) make-demo-data --out $(DEMO)/subsets --task subsets --overwrite
+	$(FPRT) info --data $(DEMO)/subsets
 	rm -rf $(DEMO)/runs/subsets
 	$(FPRT) train siamese --data $(DEMO)/subsets --out $(DEMO)/runs/subsets $(DEMO_TRAIN)
-	$(FPRT) export-onnx $(DEMO)/runs/subsets --out $(DEMO)/subsets.onnx --uint8-input
-	$(FPRT) export-onnx $(DEMO)/runs/subsets --out $(DEMO)/subsets-int8.onnx --uint8-input --int8
-	$(FPRT) score $(DEMO)/subsets --model $(DEMO)/subsets.onnx --out $(DEMO)/score-subsets --labels $(DEMO)/subsets/test/labels.csv
-	$(FPRT) make-demo-data $(DEMO)/membership --task membership --overwrite
-	$(FPRT) info $(DEMO)/membership
+	$(FPRT) export-onnx --model $(DEMO)/runs/subsets --out $(DEMO)/subsets.onnx --uint8-input
+	$(FPRT) export-onnx --model $(DEMO)/runs/subsets --out $(DEMO)/subsets-int8.onnx --uint8-input --int8
+	$(FPRT) score --data $(DEMO)/subsets --model $(DEMO)/subsets.onnx --out $(DEMO)/score-subsets --overwrite --labels $(DEMO)/subsets/test/labels.csv
+	$(FPRT) make-demo-data --out $(DEMO)/membership --task membership --overwrite
+	$(FPRT) info --data $(DEMO)/membership
 	rm -rf $(DEMO)/runs/membership
 	$(FPRT) train siamese --data $(DEMO)/membership --out $(DEMO)/runs/membership $(DEMO_TRAIN)
-	$(FPRT) export-onnx $(DEMO)/runs/membership --out $(DEMO)/membership.onnx --uint8-input
-	$(FPRT) score $(DEMO)/membership --model $(DEMO)/membership.onnx --out $(DEMO)/score-membership --labels $(DEMO)/membership/test/labels.csv
-	$(FPRT) report $(DEMO)/score-subsets --labels $(DEMO)/subsets/test/labels.csv
-	$(FPRT) report $(DEMO)/score-membership --labels $(DEMO)/membership/test/labels.csv
+	$(FPRT) export-onnx --model $(DEMO)/runs/membership --out $(DEMO)/membership.onnx --uint8-input
+	$(FPRT) score --data $(DEMO)/membership --model $(DEMO)/membership.onnx --out $(DEMO)/score-membership --overwrite --labels $(DEMO)/membership/test/labels.csv
+	$(FPRT) report --out $(DEMO)/score-subsets --labels $(DEMO)/subsets/test/labels.csv
+	$(FPRT) report --out $(DEMO)/score-membership --labels $(DEMO)/membership/test/labels.csv
 	@echo "open the reports: $(abspath $(DEMO))/score-subsets/report.html  $(abspath $(DEMO))/score-membership/report.html"
 
 # Headless Chromium for the report's browser test (tests/report/test_report_browser.py): Debian's chromium +

@@ -83,3 +83,16 @@ def resolve(index: dict[str, list[ImageFile]], name: str, parts: tuple[str, ...]
         if hits:
             return None
     return None
+
+
+@dataclass
+class ScoredRow:
+    """What every listed test image shares: its place in the list and its row of scores.csv."""
+
+    rank: int
+    row: int
+    image_id: str
+    file: str
+    decision: str
+    score: float
+    truth: str | None

@@ -10,7 +10,7 @@ import numpy as np
 
 from fprt.runtime.report import pictures as P
 from fprt.runtime.report import plots
-from fprt.runtime.report.cells import Cell, Thumbs, fmt, resolve
+from fprt.runtime.report.cells import Cell, ScoredRow, Thumbs, fmt, resolve
 from fprt.runtime.report.run import ScoreRun
 from fprt.runtime.report.threshold import Threshold, decision_threshold
 
@@ -18,16 +18,9 @@ GENERATED_PARTS = ("test_generated", "generated")
 
 
 @dataclass
-class Match:
+class Match(ScoredRow):
     """One real test image in a list: its row of scores.csv and its pictures."""
 
-    rank: int
-    row: int
-    image_id: str
-    file: str
-    decision: str
-    score: float
-    truth: str | None
     real: Cell
     neighbours: list[Cell]
     overlay: Cell | None = None

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fprt.runtime.report import pictures as P
-from fprt.runtime.report.cells import Cell, Thumbs, fmt, resolve
+from fprt.runtime.report.cells import Cell, ScoredRow, Thumbs, fmt, resolve
 from fprt.runtime.report.run import ImageFile, ScoreRun
 
 PIXEL_SIDE = 32  # side of the images compared when scores.csv names no real training image
@@ -19,14 +19,9 @@ PIXEL_CAP = 400  # at most this many real training images per subset in that com
 
 
 @dataclass
-class Example:
-    rank: int
-    row: int
-    image_id: str
-    file: str
-    decision: str
-    score: float
-    truth: str | None
+class Example(ScoredRow):
+    """One generated test image of a predicted subset: its row of scores.csv and its pictures."""
+
     generated: Cell
     nearest: list[Cell]
     path: Path | None = None  # the generated test image
