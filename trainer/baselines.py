@@ -23,16 +23,9 @@ def pool_pixels(pool, batch_size: int = 256) -> np.ndarray:
     return np.concatenate([b.numpy()[:, 0] for b in pool.batches(batch_size)])
 
 
-def _auc(labels, scores) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
-
-
 def membership_pixel_baselines(real: np.ndarray, labels, generated: np.ndarray, k: int = 3) -> dict[str, float]:
+    from fprt.trainer.training import _auc
+
     """(raw-pixel NN AUC, aligned-correlation AUC) of real images (labels 1 = used) against generated images."""
     from fprt.runtime.evidence.geometry import verification_images, verify_candidates
     from fprt.runtime.evidence.membership import pixel_vectors

@@ -16,15 +16,14 @@ from fprt.errors import ModelError
 def saved_run(run: str | Path):
     """``(data folder, TrainConfig)`` of the run folder ``run``, as its config.json records them."""
     from fprt.trainer.checkpoint import RunFolder
-    from fprt.trainer.training import TrainConfig
+    from fprt.trainer.training import TrainConfig, saved_config
 
     folder = RunFolder(run)
     if not Path(run).is_dir():
         raise ModelError(f"--resume {run}: no such run folder")
-    config = folder.read_config()
-    train = config.get("train") if isinstance(config, dict) else None
-    data = config.get("data") if isinstance(config, dict) else None
-    if not isinstance(train, dict) or not isinstance(data, dict) or not isinstance(data.get("root"), str):
+    config = saved_config(folder)
+    train, data = config["train"], config.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("root"), str):
         raise ModelError(f"{folder.config}: not an fprt training config (needs objects 'train' and 'data' with 'data.root')")
     names = {f.name for f in fields(TrainConfig)}
     try:

@@ -546,8 +546,9 @@ def _config_doc(resolved: TrainConfig, preprocess: Preprocess, data: TaskData, m
     return {"train": train, "data": data.summary, "seed": resolved.seed, "fprt_version": __version__}
 
 
-def _saved_train_args(run: RunFolder) -> dict:
-    """The ``train`` arguments of the run's config.json; ``ModelError`` naming the file when its shape is wrong."""
+def saved_config(run: RunFolder) -> dict:
+    """The run's config.json, checked to hold a ``train`` object of arguments (``ModelError`` naming the
+    file when its shape is wrong): what ``--resume`` compares and restores."""
     saved = run.read_config()
     train = saved.get("train") if isinstance(saved, dict) else None
     if not isinstance(train, dict):
@@ -556,7 +557,7 @@ def _saved_train_args(run: RunFolder) -> dict:
             f"{run.config}: not an fprt training config (expected a JSON object with a 'train' object of "
             f"arguments, got {got}); restore the run's config.json or start a new --out"
         )
-    return train
+    return saved
 
 
 def _check_resume(saved: dict, now: dict, out: Path) -> None:
@@ -645,7 +646,7 @@ def _train(
     model_kwargs = _model_kwargs(spec, cfg, preprocess, n_classes)
     doc = _config_doc(cfg, preprocess, task_data, model_kwargs)
     if resume:
-        _check_resume(_saved_train_args(run), doc["train"], Path(out))
+        _check_resume(saved_config(run)["train"], doc["train"], Path(out))
     doc["baselines"] = simple_baselines(task_data, cfg)
 
     torch.manual_seed(cfg.seed)
