@@ -128,7 +128,7 @@ def audit_estimate(rates: dict, driver_s_per_image: float, *, generated: float =
                    nodes=(1, 4, 16, 64), cores: int = 16) -> list[dict]:
     """Hours of a generated × real audit on N nodes of ``cores`` cores, from the measured per-core rates.
 
-    files: content hash + screening of every image (on the workers: ``RayFilePass``);
+    files: content hash + screening of every image (on the workers, in their one read: ``pipeline.load_file``);
     embed: decode + the model, every image once; similarity: generated × real (row top-k + column top-1)
     plus real × real (VCMI's rules); driver: what stays serial on the driver per image (discovering the
     files, the cache lookup, writing the outputs), measured in the Ray run. Stages overlap only within

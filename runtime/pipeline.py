@@ -84,20 +84,15 @@ class StageClock:
 
 
 # ---------------------------------------------------------------------------------------------- hashing
-def _digest(path: Path) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
-
-
 def hash_files(paths: Sequence[Path], workers: int = 2) -> list[bytes]:
-    """32-byte SHA-256 digests of the files' contents, in order (hashlib releases the GIL)."""
+    """32-byte SHA-256 digests of the files' contents, in order (``fprt.data.files.file_digest``; hashlib
+    releases the GIL). ``fprt score`` hashes in its one read (``load_file``); this is for tools and benchmarks."""
+    from fprt.data.files import file_digest
+
     if workers <= 1 or len(paths) < 64:
-        return [_digest(Path(p)) for p in paths]
+        return [file_digest(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fprt-hash") as pool:
-        return list(pool.map(_digest, [Path(p) for p in paths], chunksize=64))
+        return list(pool.map(file_digest, paths, chunksize=64))
 
 
 # ---------------------------------------------------------------------------------------------- embedder

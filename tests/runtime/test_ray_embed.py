@@ -54,22 +54,3 @@ def test_ray_runner_equals_the_local_runner_and_fills_the_cache(ray_cluster, ima
     np.testing.assert_array_equal(rows["embedding"], local_rows)
     again = runner.embed(paths, Embedder(BackendSpec(str(model)), tmp_path / "ray"), batch_size=16)
     assert set(again.hits) == set(keys) and not again.computed
-
-
-def test_ray_file_pass_equals_the_local_hash_and_screen(ray_cluster, images, tmp_path):
-    from fprt.data import BadFilesError, screen_files
-    from fprt.runtime.distributed.files import RayFilePass
-    from fprt.runtime.pipeline import hash_files
-
-    good, bad, _ = images
-    paths = good[:20] + [bad] + good[20:]
-    files = RayFilePass(block_rows=16)
-    assert files.hash_files(paths) == hash_files(paths)
-    for level in ("verify", "decode"):
-        kept, found = files.screen_files(paths, "skip", level=level, report=tmp_path / f"bad-{level}.csv")
-        ref_kept, ref_found = screen_files(paths, "skip", level=level)
-        assert kept == ref_kept and found == ref_found and [b.path for b in found] == [bad]
-        assert "broken.png" in (tmp_path / f"bad-{level}.csv").read_text()
-    with pytest.raises(BadFilesError, match="broken.png") as err:
-        files.screen_files(paths, "stop", level="verify")
-    assert err.value.total == len(paths)
