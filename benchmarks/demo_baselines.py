@@ -1,7 +1,9 @@
 """Simple baselines on the `make demo` test splits, independent of fprt's own methods (PIL, NumPy, scikit-learn,
 scikit-image), to set beside the default `--method auto`:
 
-    .venv/bin/python benchmarks/demo_baselines.py demo_out > benchmarks/results/demo_baselines.json
+    .venv/bin/python benchmarks/demo_baselines.py demo_out      # prints the baselines as JSON
+
+benchmarks/results/demo_baselines.json holds one run's output with the machine, date and auto's figures.
 """
 import csv, json, sys
 from pathlib import Path

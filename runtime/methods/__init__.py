@@ -41,20 +41,17 @@ def _registry() -> dict[str, type[Method]]:
     return {cls.name: cls for cls in (*subsets.METHODS, *membership.METHODS)}
 
 
-def _auto_registry() -> dict[str, type[Method]]:
-    """``auto`` is one name with one class per task (``fprt.runtime.methods.auto_<task>``)."""
+def _auto(task: str) -> Method:
+    """``auto`` is one name with one class per task (``fprt.runtime.methods.auto_<task>``), imported only
+    when asked for (its evidence code pulls in OpenCV and scikit-image)."""
     import importlib
 
-    found = {}
-    for task in ("membership", "subsets"):
-        try:
-            mod = importlib.import_module(f"fprt.runtime.methods.auto_{task}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"fprt.runtime.methods.auto_{task}":
-                raise
-            continue
-        found[task] = mod.AUTO
-    return found
+    if task not in AUTO_TASKS:
+        raise FprtError(f"--method auto needs the task (one of {list(AUTO_TASKS)}) to pick its evidence")
+    return importlib.import_module(f"fprt.runtime.methods.auto_{task}").AUTO()
+
+
+AUTO_TASKS = ("membership", "subsets")
 
 
 ALIASES = {
@@ -70,15 +67,8 @@ ALIASES = {
 }
 
 
-def _auto_tasks() -> list[str]:
-    """Tasks with an ``auto`` method, found without importing them (``fprt --help`` lists method names)."""
-    import importlib.util
-
-    return [t for t in ("membership", "subsets") if importlib.util.find_spec(f"fprt.runtime.methods.auto_{t}")]
-
-
 def method_names(task: str | None = None) -> list[str]:
-    autos = ["auto"] if any(task is None or t == task for t in _auto_tasks()) else []
+    autos = ["auto"] if task is None or task in AUTO_TASKS else []
     return autos + [n for n, cls in _registry().items() if task is None or cls.task == task]
 
 
@@ -87,11 +77,8 @@ def get_method(name: str, task: str | None = None) -> Method:
     reg = _registry()
     key = name.strip().lower().replace("_", "-")
     key = ALIASES.get(key, key)
-    autos = _auto_registry()
-    if key == "auto" and autos:
-        if task is None or task not in autos:
-            raise FprtError(f"--method auto needs the task (one of {sorted(autos)}) to pick its evidence")
-        return autos[task]()
+    if key == "auto":
+        return _auto(task)
     if key not in reg:
         close = difflib.get_close_matches(key, list(reg) + list(ALIASES), n=1, cutoff=0.5)
         hint = f" Did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
@@ -112,13 +99,13 @@ def default_method(task: str, meta, *, has_reference: bool) -> Method:
             return get_method("auto", "subsets")  # a training split: validate the evidence there
         if meta.kind == "classifier":
             return get_method("classifier")
-        if meta.centroids is not None or has_reference:
+        if meta.centroids is not None:
             return get_method("centroid")
         raise FprtError(
             "no default subsets method for this model: it stores no class centroids; pass --reference with the "
             "training data (centroid, knn) or --method"
         )
-    if has_reference and "membership" in _auto_registry():
+    if has_reference:
         return get_method("auto", "membership")  # evidence fused on the training split
     if meta.kind == "pair":
         return get_method("pair")

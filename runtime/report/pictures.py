@@ -46,10 +46,6 @@ def data_uri(img: np.ndarray, size: int = THUMB) -> str:
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def png_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
 @dataclass
 class Alignment:
     """A generated image put onto a real one: overlay (real magenta, generated green, gray where they
