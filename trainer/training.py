@@ -8,8 +8,9 @@ One loop for every trainable family; what differs is a small *strategy* per fami
   held-out generated images against the real images' class centroids (the AIMultimediaLab rule).
   membership, ``miner="none"``: the paper's balanced (generated, used) / (generated, not used) pairs;
   validation: ROC AUC of held-out real images scored by their distance to the nearest generated image.
-  membership, ``miner="hard"`` (default): self-pairs — each image against transformed copies of itself
-  (``SelfPairStrategy``), which is what finding a used image's trace needs; validation AUC on all real images.
+  membership, ``miner="hard"`` (default): self-pairs — each real image against trace-like copies of
+  itself, in batches of alike slices (``SelfPairStrategy``), which is what finding a used image's trace
+  needs; validation AUC on all real images against the generated ones.
 - ``pair`` (``pair_xattn``): the same pairs, binary cross-entropy on the pair logits. Validation:
   subsets — accuracy of the class whose reference real images get the highest mean probability;
   membership — AUC of the highest probability over each held-out real image's 5 nearest generated
@@ -26,8 +27,10 @@ for subsets, of the real images for membership — drawn from ``seed``. Adam; ``
 Determinism and resume: the model is initialised from ``seed``; epoch e draws its pairs/order from
 ``numpy.random.default_rng([seed, e])`` and nothing else is random, so a run resumed from its last
 finished epoch (weights + Adam state restored exactly from safetensors) ends with the same weights as
-an uninterrupted one. Early stopping: stop after ``patience`` epochs without a better validation
-metric; the best epoch's weights are what ``model.safetensors`` holds.
+an uninterrupted one. Model selection: the untrained model (epoch 0) is the first candidate, so a run
+whose training never beats it on validation keeps the untrained weights (and says so). Early stopping:
+stop after ``patience`` epochs without a better validation metric; the best epoch's weights are what
+``model.safetensors`` holds.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from fprt import __version__
 from fprt.errors import FprtError, ModelError
 from fprt.modelmeta import ModelMeta
 from fprt.preprocess import Preprocess
-from fprt.trainer.augment import copy_transform
+from fprt.trainer.augment import copy_transform, half_blend
 from fprt.trainer.checkpoint import RunFolder
 from fprt.trainer.datasets import ImagePool, TaskData, load_task_data
 from fprt.trainer.distances import get_distance
@@ -299,44 +302,78 @@ class SiameseStrategy(_PairSampling):
 
 
 class SelfPairStrategy(SiameseStrategy):
-    """Membership with ``miner="hard"``: learn to match an image with transformed copies of itself.
+    """Membership with ``miner="hard"``: learn to match an image with trace-like copies of itself.
 
-    What makes a real image "used" is a generated image that carries its trace — shifted, rotated,
-    warped, restyled — so the embedding should put an image and such copies of it close together and
-    other images far apart. Each step takes a batch of training images (generated and real alike),
-    makes two random copies of each (``fprt.trainer.augment.copy_transform``), and applies the
-    contrastive loss to every (copy, other copy of the same image) pair and to each copy's hardest
-    negatives among the other images' copies. The used/not-used labels are not used for training,
-    so the validation AUC is measured on every real image (its distance to the nearest generated
-    image), which is far less noisy than a 10 % split; the threshold is chosen on the same images.
-    The papers' (generated, random used / not-used) pairs remain available with ``miner="none"``.
+    What makes a real image "used" is a generated image that carries its trace — re-noised, moved,
+    warped, restyled or blended with another slice — so the embedding should put an image and such
+    copies of it close together and every *other* slice, however alike, far apart.
+
+    - Items: the real images of the training split, used and not used alike (their labels are not
+      used for training). Generated images are left out: some of them are copies of a real image or
+      of each other, and a self-pair batch would push such a copy away from its source as a stranger.
+    - Batches: ``neighbours`` images at a time that look alike — a random seed image and its nearest
+      real images by intensity-normalised raw pixels (``fprt.runtime.evidence.membership.pixel_vectors``
+      searched with the similarity extension) — so the negatives are the similar slices (same level,
+      same body size) a copy must be told apart from, not random easy ones. Every image is a seed once
+      an epoch.
+    - Copies: two of each image (``fprt.trainer.augment.copy_transform``: shift, small turn, rescale,
+      smooth warp, blur, gamma, window, fresh noise — the demo's and the overview's trace kinds), the
+      second glued to half of a batch-mate now and then (``half_blend``, as a generator blends two
+      memorised slices). Contrastive loss on every (copy, other copy of the same image) pair and on each
+      copy's hardest negatives among the other images' copies (a blend is never a negative of its
+      partner).
+
+    Validation, as the test split is scored: every real image of the training split by its distance to
+    the nearest generated image, ROC AUC against used / not used; the threshold is chosen on the same
+    images. The papers' (generated, random used / not-used) pairs remain available with ``miner="none"``.
     """
+
+    neighbours = 4
+    blend_probability = 0.3
 
     def __init__(self, *args):
         super().__init__(*args)
         d = self.data
         self.self_miner = HardNegativeMiner(self.distance, negatives_per_anchor=self.cfg.mined_per_anchor)
-        self.sources = (d.generated, d.real)
-        self.items = np.asarray([(0, i) for i in range(len(d.generated))] + [(1, i) for i in range(len(d.real))], dtype=np.int64)
+        self.items = np.arange(len(d.real))
         self.val, self.val_labels = d.real, d.real_labels
         self.n_train, self.n_val = len(self.items), len(self.val)
+        self.alike = self._alike(d.real, min(self.neighbours, len(d.real)) - 1)
+
+    @staticmethod
+    def _alike(pool: ImagePool, k: int) -> np.ndarray:
+        """N×k: each image's ``k`` most alike other images (best raw-pixel NCC at 32×32)."""
+        if k < 1:
+            return np.empty((len(pool), 0), dtype=np.int64)
+        from fprt.runtime.evidence.membership import pixel_vectors
+        from fprt.runtime.methods.reductions import search
+        from fprt.trainer.baselines import pool_pixels
+
+        vectors = pixel_vectors(pool_pixels(pool))
+        return np.asarray(search(vectors, vectors, metric="cosine", k=k, exclude_self=True).row_indices, dtype=np.int64)
 
     def epoch_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         self.copy_rng = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        order = rng.permutation(len(self.items))
-        return [order[s:s + self.cfg.batch_size] for s in range(0, len(order), self.cfg.batch_size)]
-
-    def _pixels(self, batch: np.ndarray) -> torch.Tensor:
-        return _gather(self.sources, self.items, batch, self.data.size)
+        seeds = rng.permutation(self.items)
+        per = max(1, self.cfg.batch_size // (self.alike.shape[1] + 1))
+        return [np.unique(np.concatenate([seeds[s:s + per], self.alike[seeds[s:s + per]].ravel()]))
+                for s in range(0, len(seeds), per)]
 
     def loss(self, batch: np.ndarray) -> torch.Tensor:
-        x = self._pixels(batch)
+        x = self.data.real.get(batch)
         n = len(x)
-        copies = torch.cat([copy_transform(x, self.copy_rng), copy_transform(x, self.copy_rng)])
+        partner = torch.randint(0, n, (n,), generator=self.copy_rng)
+        blended, which = half_blend(x, x[partner], self.copy_rng, probability=self.blend_probability)
+        which &= partner != torch.arange(n)
+        copies = torch.cat([copy_transform(x, self.copy_rng), copy_transform(blended, self.copy_rng)])
         emb = self.model(self.inputs(copies))
         matrix = self.distance.matrix(emb[:n], emb[n:])
+        # the blend of image i (column i) is not a stranger to its partner (row partner[i])
+        closest_never = float("-inf") if self.distance.larger_is_closer else float("inf")
+        shared = torch.zeros((n, n), dtype=torch.bool, device=matrix.device)
+        shared[partner[which].to(matrix.device), torch.nonzero(which).ravel().to(matrix.device)] = True
         ident = torch.arange(n, device=self.device)
-        rows, cols, targets = self.self_miner.mine(matrix, ident, ident)
+        rows, cols, targets = self.self_miner.mine(matrix.detach().masked_fill(shared, closest_never), ident, ident)
         return self.loss_fn.from_values(matrix[rows, cols], targets)
 
 
@@ -683,12 +720,17 @@ def _train(
     from fprt.progress import progress
 
     history: list[dict] = list(state["history"])
-    if not history:  # the untrained model's validation metric, for reference (epoch 0; never the "best")
+    if not history:  # the untrained model: epoch 0 of the history, and the first candidate for the best
         model.eval()
         val0 = strategy.validate()
+        metric0 = float(val0["val_metric"])
         history.append({"epoch": 0, "train_loss": "", "val_metric_name": strategy.metric_name,
-                        "val_metric": float(val0["val_metric"]), "val_loss": val0.get("val_loss", ""), "lr": cfg.lr,
+                        "val_metric": metric0, "val_loss": val0.get("val_loss", ""), "lr": cfg.lr,
                         "steps": 0, "seconds": 0.0, **base_cols})
+        if np.isfinite(metric0):
+            state.update(best_metric=metric0, best_epoch=0)
+            run.save_model(model, _make_meta(base_meta, strategy, val0, 0, metric0),
+                           {**doc, "status": "running", "best": _best(state, strategy)})
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["stopped_early"]:
             break
@@ -741,6 +783,9 @@ def _train(
     # final: reload the best weights, write the plots and the finished config
     from fprt.trainer.checkpoint import load_tensors
 
+    if state["best_epoch"] == 0:
+        log.warning("no epoch beat the untrained model's validation %s (%.4f); the run keeps the untrained weights",
+                    strategy.metric_name, state["best_metric"])
     tensors, _ = load_tensors(run.weights)
     model.load_state_dict(tensors)
     model.eval()

@@ -120,10 +120,12 @@ def test_resume_refuses_other_arguments_but_may_extend_epochs(tmp_path, stripes_
 
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path, stripes_data):
-    # lr 0: the validation metric never improves after epoch 1, so patience 2 stops after epoch 3
+    # lr 0: no epoch beats the untrained model (epoch 0, the first candidate), so patience 2 stops after epoch 2
+    # and the run keeps the untrained weights
     result = train(stripes_data, tmp_path / "run", TrainConfig(**{**FAST, "lr": 0.0, "patience": 2}, epochs=10, steps_per_epoch=1))
-    assert result.status == "early_stopped" and result.best_epoch == 1
-    assert [row["epoch"] for row in result.history] == [0, 1, 2, 3]
+    assert result.status == "early_stopped" and result.best_epoch == 0
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    assert load_checkpoint(tmp_path / "run")[1].extra["best_epoch"] == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["status"] == "early_stopped"
 
 
