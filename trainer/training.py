@@ -93,7 +93,8 @@ class TrainConfig:
     margin: float | None = None
     """contrastive margin (default 1.0 for Euclidean embeddings)."""
     mined_per_anchor: int = 2
-    """hard pairs per anchor: this many farthest positives and closest negatives."""
+    """hard pairs per anchor: this many farthest positives and closest negatives (membership self-pairs:
+    one positive per copy and twice this many negatives)."""
     size: int | None = None
     channels: int | None = None
     normalize: str | None = None
@@ -311,30 +312,31 @@ class SelfPairStrategy(SiameseStrategy):
     - Items: the real images of the training split, used and not used alike (their labels are not
       used for training). Generated images are left out: some of them are copies of a real image or
       of each other, and a self-pair batch would push such a copy away from its source as a stranger.
-    - Batches: ``neighbours`` images at a time that look alike — a random seed image and its nearest
-      real images by intensity-normalised raw pixels (``fprt.runtime.evidence.membership.pixel_vectors``
-      searched with the similarity extension) — so the negatives are the similar slices (same level,
-      same body size) a copy must be told apart from, not random easy ones. Every image is a seed once
-      an epoch.
+    - Batches: ``batch_size // neighbours`` groups of alike slices — a random seed image and its
+      ``neighbours − 1`` nearest real images by intensity-normalised raw pixels
+      (``fprt.runtime.evidence.membership.pixel_vectors`` searched with the similarity extension) — so
+      the negatives are the similar slices (same level, same body size) a copy must be told apart from,
+      not random easy ones. Every image is a seed once an epoch.
     - Copies: two of each image (``fprt.trainer.augment.copy_transform``: shift, small turn, rescale,
       smooth warp, blur, gamma, window, fresh noise — the demo's and the overview's trace kinds), the
       second glued to half of a batch-mate now and then (``half_blend``, as a generator blends two
       memorised slices). Contrastive loss on every (copy, other copy of the same image) pair and on each
-      copy's hardest negatives among the other images' copies (a blend is never a negative of its
-      partner).
+      copy's ``2 × mined_per_anchor`` hardest negatives among the other images' copies (a blend is never a
+      negative of its partner).
 
     Validation, as the test split is scored: every real image of the training split by its distance to
     the nearest generated image, ROC AUC against used / not used; the threshold is chosen on the same
     images. The papers' (generated, random used / not-used) pairs remain available with ``miner="none"``.
     """
 
-    neighbours = 4
+    neighbours = 8
     blend_probability = 0.3
 
     def __init__(self, *args):
         super().__init__(*args)
         d = self.data
-        self.self_miner = HardNegativeMiner(self.distance, negatives_per_anchor=self.cfg.mined_per_anchor)
+        # one positive per copy, so twice --mined-per-anchor negatives: half the copy's group of alike slices
+        self.self_miner = HardNegativeMiner(self.distance, negatives_per_anchor=2 * self.cfg.mined_per_anchor)
         self.items = np.arange(len(d.real))
         self.val, self.val_labels = d.real, d.real_labels
         self.n_train, self.n_val = len(self.items), len(self.val)

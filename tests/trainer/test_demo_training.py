@@ -9,7 +9,6 @@ other machines' floating point.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from fprt.trainer import TrainConfig, load_checkpoint, train
@@ -45,10 +44,11 @@ def test_classifier_subsets_on_demo_data(tmp_path, demo_subsets):
     assert result.best_metric >= untrained + 0.3, result.history
 
 
-def _test_auc(model, meta, root):
-    """ROC AUC on the demo's *test* split (new people, its own generator): each real_unknown image scored by
-    its distance to the nearest test generated image, against labels.csv."""
-    from sklearn.metrics import roc_auc_score
+def _test_scores(model, meta, root):
+    """The demo's *test* split (new people, its own generator): each real_unknown image scored by minus its
+    distance to the nearest test generated image; ``(labels, scores, traced)`` with ``traced`` marking the
+    real images the demo's sources.csv names as the source of a generated test image."""
+    import csv
 
     from fprt.data import discover, iter_batches, read_labels
 
@@ -62,11 +62,26 @@ def _test_auc(model, meta, root):
 
     real, gen = embed(layout.test_real), embed(layout.test_generated)
     y = np.array([int(labels[p.stem]) for p in layout.test_real])
-    return float(roc_auc_score(y, -torch.cdist(real, gen).min(1).values.numpy()))
+    with open(root / "sources.csv", newline="") as f:
+        sources = {s for row in csv.DictReader(f) if row["split"] == "test" for s in row["sources"].split(";") if s}
+    traced = np.array([p.stem in sources for p in layout.test_real])
+    return y, -torch.cdist(real, gen).min(1).values.numpy(), traced
+
+
+def _test_aucs(model, meta, root) -> tuple[float, float]:
+    """ROC AUC on the test split: all 300 real images, and the used images with a trace against the not used."""
+    from sklearn.metrics import roc_auc_score
+
+    y, scores, traced = _test_scores(model, meta, root)
+    keep = traced | (y == 0)
+    assert traced.sum() == 105 and not traced[y == 0].any()  # the demo's counts: 105 of the 150 used images left traces
+    return float(roc_auc_score(y, scores)), float(roc_auc_score(y[keep], scores[keep]))
 
 
 def test_siamese_membership_on_demo_data(tmp_path, demo_membership):
-    # self-pairs (an image against transformed copies of itself); validation AUC on the 300 training real images
+    # self-pairs: each training real image against trace-like copies of itself, in batches of alike slices;
+    # validation AUC on the 300 training real images against the 400 training generated images (the test split
+    # is never seen)
     result = train(demo_membership, tmp_path / "run", TrainConfig(family="siamese", size=64, epochs=8, lr=1e-3,
                                                                   patience=0))
     print([(r["epoch"], r["val_metric"]) for r in result.history])
@@ -74,9 +89,6 @@ def test_siamese_membership_on_demo_data(tmp_path, demo_membership):
     assert best >= untrained + 0.04, result.history
     model, meta = load_checkpoint(tmp_path / "run")
     assert meta.task == "membership" and meta.threshold is not None and meta.class_names == ["not_used", "used"]
-    # the demo's test split: new people and their own generator; 300 real images, chance = 0.5. The trained
-    # model is held to the untrained one (same seed, same initial weights) on the TEST split too, not only
-    # to its own best validation epoch.
     # the simple baselines on the same validation split, next to the model's metric
     assert set(result.baselines) == {"raw_pixel_nn_auc", "aligned_correlation_auc"}
     assert all(0.0 <= b["val_metric"] <= 1.0 for b in result.baselines.values())
@@ -85,15 +97,21 @@ def test_siamese_membership_on_demo_data(tmp_path, demo_membership):
     import json
 
     assert json.loads((tmp_path / "run" / "config.json").read_text())["baselines"] == result.baselines
-    auc = _test_auc(model, meta, demo_membership)
+    # the demo's test split: new people and their own generator; 300 real images, chance = 0.5. The trained
+    # model is held to the untrained one (same seed, same initial weights) on the TEST split, not only to its
+    # own best validation epoch.
+    auc, auc_traced = _test_aucs(model, meta, demo_membership)
     from fprt.trainer import create_model
 
     torch.manual_seed(0)
     untrained_model = create_model(meta.model, **meta.model_kwargs).eval()
-    auc0 = _test_auc(untrained_model, meta, demo_membership)
-    print("test-split AUC: untrained", auc0, "trained", auc, "baselines", result.baselines)
-    assert auc >= 0.56, (auc0, auc)
-    if auc < auc0 + 0.02:
-        # measured on the demo with the three trace kinds (seed 0, 2026-12-04): untrained 0.789, trained 0.750 —
-        # the self-pair training improves the validation AUC but not the test split's; reported, not hidden
-        pytest.xfail(f"trained model does not beat the untrained one on the test split: {auc:.3f} vs {auc0:.3f}")
+    auc0, auc0_traced = _test_aucs(untrained_model, meta, demo_membership)
+    print("test-split AUC: untrained", auc0, auc0_traced, "trained", auc, auc_traced, "baselines", result.baselines)
+    # Measured on the 2-core VM (seed 0, 2026-12-04, best epoch 8): test-split ROC AUC untrained 0.789 → trained
+    # 0.823; on the 105 used images that left a trace against the 150 not used 0.891 → 0.939. Raw-pixel NN
+    # 0.757 and aligned correlation 0.763 on the same test split (0.758 / 0.770 on validation). 45 of the 150
+    # used images left no trace: their rank among the not used is chance (it moved by ±0.05 from epoch to epoch),
+    # which caps the whole-split AUC near 0.85 and moves it by about ±0.015; the traced AUC is the steadier
+    # measure of what training adds.
+    assert auc >= auc0 + 0.02, (auc0, auc)
+    assert auc_traced >= auc0_traced + 0.03, (auc0_traced, auc_traced)
