@@ -224,8 +224,12 @@ class Job:
         return self.model.meta
 
 
-def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup, model_object=None) -> Job:
-    """Data and method and model: everything that can fail before an image is read, checked now."""
+def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup, model_object=None, *,
+            pixel_features: bool = True) -> Job:
+    """Data and method and model: everything that can fail before an image is read, checked now.
+
+    ``pixel_features``: whether the runner computes a method's pixel features in its one decode
+    (``Method.pixel_features``; the local runner does, the Ray runner leaves them to the method)."""
     t0 = time.perf_counter()
     from fprt.runtime.backends import BackendSpec, load_backend
     from fprt.runtime.methods import default_method, get_method
@@ -271,7 +275,8 @@ def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup,
     spec = None
     if features is None and model is not None:
         spec = BackendSpec(str(model), backend=opts.backend, device=opts.device, threads=opts.threads, compile=opts.compile)
-    embedder = Embedder(model_obj, cache_root, spec=spec if spec is not None else features)
+    wanted = meth.pixel_features(sets) if pixel_features else None
+    embedder = Embedder(model_obj, cache_root, spec=spec if spec is not None else features, pixel_features=wanted)
     return Job(layout=layout, ref=ref, task=task, method=meth, model=model_obj, classes=classes, sets=sets,
                embedder=embedder, cache_root=cache_root if embedder.cache is not None else None, truth=truth)
 
@@ -385,8 +390,8 @@ def assemble(job: Job, got, paths: list[Path], runner, opts: ScoreOptions, clock
     rows: dict[str, Any] = {}
     for name in emb.outputs:
         parts = []
-        if n_hit:
-            parts.append(_on_device(hit_rows[name], emb.device))
+        if n_hit:  # the model's outputs go to its device; pixel features stay host arrays
+            parts.append(_on_device(hit_rows[name], emb.device) if name in emb.model_outputs else hit_rows[name])
         if got.computed:
             parts.append(computed[name])
         rows[name] = _concat(parts)
@@ -432,7 +437,8 @@ def decide(job: Job, parts: Assembled, runner, opts: ScoreOptions, clock):
         return np.concatenate([b.pixels for b in batches]) if batches else np.zeros((0,), np.uint8)
 
     ctx = Context(task=job.task, classes=job.classes, metric=meta.metric, meta=meta, options=opts.method_options,
-                  sets=parts.sets, outputs=parts.outputs, backend=job.model, load_pixels=load_pixels)
+                  sets=parts.sets, outputs=parts.outputs, backend=job.model, load_pixels=load_pixels,
+                  pixel_features=job.embedder.pixel_features)
     with clock.timed("similarity_and_decisions", len(parts.sets["test"].paths)), runner.similarity():
         result = job.method.score(ctx)
     if job.task == "subsets" and result.params.get("classes"):
@@ -632,7 +638,8 @@ def score(
     runner = runner or Runner()
     roots = [Path(data)] + ([Path(reference)] if reference is not None else [])
     with OutputFolder(out, overwrite=overwrite, data=roots, command="score") as folder:
-        job = resolve(model, data, reference, opts, clock, startup, model_object)
+        job = resolve(model, data, reference, opts, clock, startup, model_object,
+                      pixel_features=getattr(runner, "computes_pixel_features", False))
         got, paths, bad = embed(job, runner, opts, clock)
         parts = assemble(job, got, paths, runner, opts, clock)
         result = decide(job, parts, runner, opts, clock)
@@ -654,16 +661,6 @@ def _process_age() -> float | None:
         return max(0.0, uptime - start_ticks / ticks)
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _model_free_auto(task: str):
-    """``auto`` for ``task`` when it can run without a model (``Method.model_optional``), else None."""
-    from fprt.runtime.methods import get_method, method_names
-
-    if "auto" not in method_names(task):
-        return None
-    meth = get_method("auto", task)
-    return meth if getattr(meth, "model_optional", False) else None
 
 
 def _model_free_auto(task: str):
