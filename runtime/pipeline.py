@@ -133,6 +133,10 @@ class Embedder:
         """True when the cache holds every output of ``key`` (an in-memory index look-up, no I/O)."""
         return self.cache is not None and self.cache.has(key)
 
+    def has_model_outputs(self, key: bytes) -> bool:
+        """True when the cache holds the model's outputs of ``key`` (its pixel features may be missing)."""
+        return self.cache is not None and all(key in self.cache.spaces[n] for n in self.model_outputs)
+
     def prepare(self, pixels: np.ndarray):
         """The model's inputs for a batch of pixels (normalisation), done in the decode stage."""
         fn = getattr(self.model, "prepare_inputs", None)
@@ -305,11 +309,16 @@ def embed_files(
         clock.add("prepare", time.perf_counter() - t0, len(buf))
         return put(q_decoded, ([fr.key for fr in buf], prepared, features))
 
+    def store_features(frs: list[FileResult]) -> None:
+        with clock.timed("store", len(frs)):
+            embedder.store([fr.key for fr in frs], {n: np.stack([fr.features[n] for fr in frs]) for n in frs[0].features})
+
     def decode_stage():
         files = None
         try:
             seen: set[bytes] = set()
             buf: list[FileResult] = []
+            only_features: list[FileResult] = []
             files = _map_ordered(_load_chunk, [Path(p) for p in paths], workers=workers,
                                  args=(embedder.preprocess, is_cached, embedder.pixel_features), chunk_size=8,
                                  prefetch=2 * batch_size)
@@ -328,6 +337,16 @@ def embed_files(
                         if fr.features is not None:
                             clock.add("pixel_features", fr.features_s, 1)
                         seen.add(fr.key)
+                        if fr.features is not None and embedder.has_model_outputs(fr.key):
+                            # only the pixel features were missing: cache them, the model's rows are a hit
+                            result.hits.setdefault(fr.key, Path(paths[i]))
+                            only_features.append(fr)
+                            if len(only_features) == batch_size:
+                                store_features(only_features)
+                                only_features = []
+                            if progress is not None:
+                                progress(1)
+                            continue
                         buf.append(fr)
                         if len(buf) == batch_size:
                             if not emit(buf):
@@ -338,6 +357,8 @@ def embed_files(
                         progress(1)  # hits, copies and bad files are done now
             if buf:
                 emit(buf)
+            if only_features:
+                store_features(only_features)
         except BaseException as exc:  # handed to the caller's thread
             errors.append(exc)
             stop.set()

@@ -275,6 +275,12 @@ def test_pixel_features_come_from_the_one_decode_and_the_cache(data, model, tmp_
 
     other = score(model, data, tmp_path / "other", runner=LeavesThemToTheMethod(), **{**kw, "cache": tmp_path / "c2"})
     assert sum(reads) == n  # test, generated and real training images, read again by the method
-    for res in (again, other):
+    # a cache that holds only the model's rows (a --method centroid run): auto computes only the pixel features
+    centroid = score(model, data, tmp_path / "centroid", **{**kw, "cache": tmp_path / "c3", "method": "centroid"})
+    had = json.loads(centroid.summary_json.read_text())["counts"]["images_total"]
+    topped = score(model, data, tmp_path / "topped", **{**kw, "cache": tmp_path / "c3"})
+    t3 = json.loads(topped.summary_json.read_text())
+    assert 0 < had < n and t3["counts"]["computed"] == n - had and t3["timings"]["pixel_features"]["items"] == n
+    for res in (again, other, topped):
         assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
         assert res.run_csv.read_bytes() == first.run_csv.read_bytes()
