@@ -93,6 +93,10 @@ class Auto(Method):
         table = evidence_table(cands, chosen, len(inp.y_gen), len(folds))
         if inp.emb_gen is not None and isinstance(ctx.backend, PixelFeatures):
             table.note += "; no model: the embedding is the image at 32x32 pixels"
+        plan = inp.cv_plan
+        if plan is not None and plan.sampled:
+            table.note += (f"; cross-validated on a stratified sample of {len(plan.rows)} of the {plan.total} generated "
+                           "training images (the final fits use all of them)")
         return self._result(ctx, inp, cands, chosen, table)
 
     def _inputs(self, ctx: Context):

@@ -284,3 +284,34 @@ def test_pixel_features_come_from_the_one_decode_and_the_cache(data, model, tmp_
     for res in (again, other, topped):
         assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
         assert res.run_csv.read_bytes() == first.run_csv.read_bytes()
+
+
+def test_large_training_splits_cross_validate_on_a_stratified_sample(monkeypatch):
+    """Beyond CV_ROWS generated training images the CV fits see a stratified sample (and at most CV_ROWS real
+    images); the final fits, whose scores decide the test images, see every training image."""
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setattr(S, "CV_ROWS", 60)
+    rng = np.random.default_rng(3)
+    k, n_gen, n_real, d = 3, 150, 90, 8
+    centers = rng.normal(0, 3, (k, d))
+    y, yr, yt = rng.integers(0, k, n_gen), rng.integers(0, k, n_real), rng.integers(0, k, 40)
+    x = lambda lab: (centers[lab] + rng.normal(0, 1, (len(lab), d))).astype(np.float32)  # noqa: E731
+    inp = S.SubsetsInputs(classes=["t1", "t2", "t3"], y_gen=y, y_real=yr,
+                          px_gen={"pixels_small": x(y), "fingerprint": x(y)}, px_real={"pixels_small": x(yr)},
+                          px_test={"pixels_small": x(yt), "fingerprint": x(yt)}, emb_gen=x(y), emb_real=x(yr),
+                          emb_test=x(yt), metric="l2")
+    sizes = []
+    fit = LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, a, b, *r, **kw: sizes.append(len(a)) or fit(self, a, b, *r, **kw))
+    cands, folds = S.candidates(inp)
+    plan = inp.cv_plan
+    assert plan.sampled and len(plan.rows) == 60 and plan.total == n_gen
+    expected = np.bincount(y, minlength=k) * 60 / n_gen  # stratified: each subset's share kept
+    assert np.all(np.abs(np.bincount(y[plan.rows], minlength=k) - expected) <= 1)
+    assert all(len(c.oof) == 60 for c in cands)
+    assert {len(va) for _, va in folds} <= {12}  # 5 folds over the sample
+    # per probe: 5 CV fits on 48 sampled generated + 60 sampled real images, one final fit on all 150 (+ 90)
+    assert sizes.count(48 + 60) == 10 and sizes.count(n_gen + n_real) == 2  # probe_embedding, probe_pixels
+    assert sizes.count(48) == 5 + 5 and sizes.count(n_gen) == 1  # fingerprint (no real images); stacked on 48
+    assert max(c.cv_accuracy for c in cands) > 0.9
