@@ -29,6 +29,10 @@ DICOM (pydicom)               stored values → modality LUT (``RescaleSlope``/`
                               Single-frame grayscale only.
 ============================  =====================================================================
 
+Who decodes: single-frame, non-interlaced 8-bit gray PNGs whose chunks are whole (CRCs right, IEND last) —
+every ImageCLEF slice — go to OpenCV's libpng (faster than PIL for them; the same pixels); everything else, and
+any file OpenCV refuses, to PIL, whose checks and messages decide what counts as a bad file.
+
 A window maps raw values linearly as DICOM PS3.3 C.11.2.1.2.1 defines it (width ≥ 1):
 ``y = clip((x - (c - 0.5)) / (w - 1) + 0.5, 0, 1)`` (for ``w == 1``: ``y = x > c - 0.5``), then
 ``uint8 = floor(255 * y + 0.5)``. A min–max window maps ``min → 0`` and ``max → 255`` (a constant
