@@ -35,6 +35,7 @@ from fprt.runtime.methods.classical import _Features
 SCORE_NAME = "score of the chosen subset by the chosen evidence (probability for probes, closeness for centroid, vote share for k-NN)"
 LARGER_MEANS = "more likely the chosen subset"
 PIXEL_EMBEDDING = 32
+MIN_SIZE = 16  # fingerprints: two 8×8 period tiles at least
 
 
 class PixelFeatures(_Features):
@@ -71,7 +72,7 @@ class Auto(Method):
         if "ref_generated" not in sets:
             return None  # nothing to validate on: the fallback needs no pixels
         size = first_native_size(sets["test"].paths)
-        return PixelFeatureSpec(size=size) if size is not None else None
+        return PixelFeatureSpec(size=size) if size is not None and size >= MIN_SIZE else None
 
     def image_sets(self, data):
         if data.reference is None:
@@ -214,6 +215,9 @@ def _pixel_blocks(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
     if spec is not None and all(spec.output(n) in ctx.outputs[s] for s in sets for n in FEATURE_NAMES):
         return {s: {n: as_numpy(ctx.outputs[s][spec.output(n)]) for n in FEATURE_NAMES} for s in sets}
     size = native_size(ctx.sets["test"].paths[0])  # every set at the first test image's own size
+    if size < MIN_SIZE:
+        raise FprtError(f"--method auto for subsets reads generator fingerprints from images of at least {MIN_SIZE} px; "
+                        f"{ctx.sets['test'].paths[0]} is {size} px (choose another --method)")
     px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated")}
     px["ref_real"] = blocks_of_files(ctx.sets["ref_real"].paths, size=size, names=("pixels_small",))  # no generator trace
     return px
