@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_PATCH_STD = 0.5  # 8-bit units of the band-passed image: flatter tiles carry no evidence, skipped
-PAIR_BATCH = 128  # pairs per conv2d call (about 60 MB of float64 window sums at 128 px)
+PAIR_BATCH = 128  # pairs per conv2d call
+WORKERS = 16  # threads over batches of pairs, at most
 
 
 def _torch():
@@ -136,31 +137,50 @@ def search_pairs(tiles: TileSet, rows: np.ndarray, space: SearchSpace, cols: np.
     ``cols[k]`` of ``space``.
 
     Returns (best K×T float64, NaN for tiles without structure; at K×T×2 int (y, x) top-left corner of
-    the best window in the database image)."""
+    the best window in the database image). The batches of pairs run on a pool of threads, one per CPU
+    (at most ``WORKERS``), each batch's torch ops on one thread (``fingerprint.one_thread``): torch's own
+    thread pool spins, which made the searches 2× slower on a busy 2-CPU machine; each batch writes only
+    its own rows, so the numbers do not depend on the number of threads."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fprt.runtime.evidence.fingerprint import one_thread
+
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    best = np.full((len(rows), tiles.templates.shape[1]), np.nan)
+    at = np.zeros((*best.shape, 2), np.int64)
+    starts = range(0, len(rows), PAIR_BATCH)
+    workers = max(1, min(WORKERS, os.cpu_count() or 1, len(starts)))
+    with one_thread():
+        if workers == 1:
+            for k0 in starts:
+                _search_batch(tiles, rows, space, cols, k0, best, at)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda k0: _search_batch(tiles, rows, space, cols, k0, best, at), starts))
+    return best, at
+
+
+def _search_batch(tiles: TileSet, rows, space: SearchSpace, cols, k0: int, best: np.ndarray, at: np.ndarray) -> None:
+    """``search_pairs`` for the pairs k0 … k0 + PAIR_BATCH − 1, written into ``best`` and ``at``."""
     torch = _torch()
     search, patch = space.search, tiles.patch
-    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-    t = tiles.templates.shape[1]
-    best = np.full((len(rows), t), np.nan)
-    at = np.zeros((len(rows), t, 2), np.int64)
     side = 2 * search + 1
-    for k0 in range(0, len(rows), PAIR_BATCH):
-        r, c = rows[k0 : k0 + PAIR_BATCH], cols[k0 : k0 + PAIR_BATCH]
-        pair, tile = np.nonzero(tiles.structured[r])
-        if not len(pair):
-            continue
-        regions = _regions(space.images[c], pair, tile, patch, search)
-        num = torch.nn.functional.conv2d(regions[None], tiles.templates[r[pair], tile][:, None], groups=len(pair))[0]
-        ncc = num.reshape(len(pair), -1).numpy()
-        den = space.spread[c[pair], tile] * tiles.norms[r[pair], tile][:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ncc /= den
-        ncc[den <= 1e-6] = 0.0  # a flat window
-        np.clip(ncc, -1.0, 1.0, out=ncc)
-        ncc[np.isnan(den)] = -np.inf  # the window leaves the image
-        where = ncc.argmax(1)
-        best[k0 + pair, tile] = ncc[np.arange(len(pair)), where]
-        dy, dx = np.divmod(where, side)
-        origin = tiles.origins[tile]
-        at[k0 + pair, tile] = np.stack([origin[:, 0] + dy - search, origin[:, 1] + dx - search], 1)
-    return best, at
+    r, c = rows[k0 : k0 + PAIR_BATCH], cols[k0 : k0 + PAIR_BATCH]
+    pair, tile = np.nonzero(tiles.structured[r])
+    if not len(pair):
+        return
+    regions = _regions(space.images[c], pair, tile, patch, search)
+    num = torch.nn.functional.conv2d(regions[None], tiles.templates[r[pair], tile][:, None], groups=len(pair))[0]
+    ncc = num.reshape(len(pair), -1).numpy()
+    den = space.spread[c[pair], tile] * tiles.norms[r[pair], tile][:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ncc /= den
+    ncc[den <= 1e-6] = 0.0  # a flat window
+    np.clip(ncc, -1.0, 1.0, out=ncc)
+    ncc[np.isnan(den)] = -np.inf  # the window leaves the image
+    where = ncc.argmax(1)
+    best[k0 + pair, tile] = ncc[np.arange(len(pair)), where]
+    dy, dx = np.divmod(where, side)
+    origin = tiles.origins[tile]
+    at[k0 + pair, tile] = np.stack([origin[:, 0] + dy - search, origin[:, 1] + dx - search], 1)

@@ -69,19 +69,19 @@ def test_copies_score_above_other_scans(scans):
     assert np.all(s[:, 0] > s[:, 1:].max(1) + 0.1), s
 
 
-def test_batching_and_threads_change_no_number(scans, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_batching_and_threads_change_no_number(scans, monkeypatch, workers):
     import torch
 
     real, other = scans
     rows, cols = np.repeat(np.arange(6), 6), np.tile(np.arange(6), 6)
-    want = verify_pairs(real, other, rows, cols)
-    assert want == pytest.approx([patch_ncc(real[i], other[j]) for i, j in zip(rows, cols)], abs=0)
     threads = torch.get_num_threads()
-    monkeypatch.setattr(patch_search, "PAIR_BATCH", 5)
-    try:
-        torch.set_num_threads(1)
-        np.testing.assert_array_equal(verify_pairs(real, other, rows, cols), want)
-    finally:
-        torch.set_num_threads(threads)
+    want = verify_pairs(real, other, rows, cols)
+    assert torch.get_num_threads() == threads  # torch's own setting is given back
+    assert want == pytest.approx([patch_ncc(real[i], other[j]) for i, j in zip(rows, cols)], abs=0)
+    monkeypatch.setattr(patch_search, "PAIR_BATCH", 5)  # 8 batches over the pool's threads
+    monkeypatch.setattr(patch_search, "WORKERS", workers)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    np.testing.assert_array_equal(verify_pairs(real, other, rows, cols), want)
     got = verify_candidates(real, other, np.where(np.eye(6, dtype=bool), -1, np.arange(6)[None]))
     assert np.all(np.isneginf(np.diag(got)))
