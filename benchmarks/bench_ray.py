@@ -9,8 +9,7 @@ the README's scaling estimate.
    and shutting it down are inside the timing, as a user sees them;
    ``--order ray,local`` swaps the order (the page cache then favours the local run instead);
 3. run.csv and scores.csv compared byte for byte;
-4. per-stage rates on ONE core (the units of the scaling estimate): content hash, screening
-   (verify), PNG decode + resize (``iter_batches``, 0 workers), the model (ORT, 1 thread,
+4. per-stage rates on ONE core (the units of the scaling estimate): read + content hash, PNG decode + resize (``iter_batches``, 0 workers), the model (ORT, 1 thread,
    pre-decoded batches), the similarity extension (1 thread: score pairs/s, row top-5 + column
    top-1); and what stays serial on the driver per image (discover, cache lookup, outputs).
 
@@ -76,11 +75,12 @@ def timed_runs(model: Path, data: Path, work: Path, *, order=("local", "ray"), b
 
 def stage_rates(model: Path, paths: list[Path], *, sample: int = 512, sim_queries: int = 2048,
                 sim_database: int = 10_000) -> dict:
-    """Per-core rates on this machine as it is loaded now: content hash, screening (verify), decode+resize,
+    """Per-core rates on this machine as it is loaded now: read + content hash, decode+resize (the decode is also
+    the bad-file check: one read per file, ``pipeline.load_file``),
     the model (ORT, 1 thread), the similarity extension (1 thread: score pairs/s, row top-5 + column top-1)."""
     import torch
 
-    from fprt.data import check_files, iter_batches
+    from fprt.data import iter_batches
     from fprt.runtime import similarity as sim
     from fprt.runtime.backends import load_backend
     from fprt.runtime.pipeline import hash_files
@@ -90,9 +90,6 @@ def stage_rates(model: Path, paths: list[Path], *, sample: int = 512, sim_querie
     t0 = time.perf_counter()
     hash_files(pick, workers=1)
     hashing = len(pick) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    check_files(pick, 0, level="verify")
-    screen = len(pick) / (time.perf_counter() - t0)
 
     backend = load_backend(model, threads=1)
     pre = backend.meta.preprocess
@@ -118,7 +115,7 @@ def stage_rates(model: Path, paths: list[Path], *, sample: int = 512, sim_querie
         pairs = sim_queries * sim_database / (time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)
-    return {"hash_img_s_per_core": round(hashing, 1), "screen_img_s_per_core": round(screen, 1),
+    return {"hash_img_s_per_core": round(hashing, 1),
             "decode_img_s_per_core": round(decode, 1), "embed_img_s_per_core": round(embed, 1),
             "similarity_pairs_s_per_core": round(pairs, 0), "embedding_dim": int(dim), "similarity_backend": res.backend,
             "sample_images": len(pick), "load": _load()}
@@ -128,14 +125,14 @@ def audit_estimate(rates: dict, driver_s_per_image: float, *, generated: float =
                    nodes=(1, 4, 16, 64), cores: int = 16) -> list[dict]:
     """Hours of a generated × real audit on N nodes of ``cores`` cores, from the measured per-core rates.
 
-    files: content hash + screening of every image (on the workers, in their one read: ``pipeline.load_file``);
-    embed: decode + the model, every image once; similarity: generated × real (row top-k + column top-1)
+    files: the read and content hash of every image (on the workers, in their one read: ``pipeline.load_file``);
+    embed: decode (also the bad-file check) + the model, every image once; similarity: generated × real (row top-k + column top-1)
     plus real × real (VCMI's rules); driver: what stays serial on the driver per image (discovering the
     files, the cache lookup, writing the outputs), measured in the Ray run. Stages overlap only within
     embed, so the hours add up; file reads from shared storage are not included."""
     images = generated + real
     core_s = {
-        "files": images * (1 / rates["hash_img_s_per_core"] + 1 / rates["screen_img_s_per_core"]),
+        "files": images / rates["hash_img_s_per_core"],
         "embed": images * (1 / rates["decode_img_s_per_core"] + 1 / rates["embed_img_s_per_core"]),
         "similarity": (generated * real + real * real) / rates["similarity_pairs_s_per_core"],
     }
@@ -189,7 +186,7 @@ def print_report(res: dict) -> None:
     print(f"  ratio ray/local: {res['ratio_ray_vs_local']:.3f}   identical outputs: {res['identical_outputs']}")
     print("  ray stages: " + ", ".join(f"{k} {v:.1f}" for k, v in rr["stage_seconds"].items()))
     p = res["per_core"]
-    print(f"  per core: hash {p['hash_img_s_per_core']} img/s, screen {p['screen_img_s_per_core']} img/s, "
+    print(f"  per core: read + hash {p['hash_img_s_per_core']} img/s, "
           f"decode {p['decode_img_s_per_core']} img/s, model {p['embed_img_s_per_core']} img/s, "
           f"similarity {p['similarity_pairs_s_per_core']:.3g} pairs/s (D={p['embedding_dim']}); "
           f"driver serial {1e3 * res['driver_serial_s_per_image']:.3f} ms/img")

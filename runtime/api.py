@@ -187,16 +187,18 @@ class Startup:
     before_score_s: float | None = None  # interpreter + CLI imports, from the process's start to score()
     imports_s: float = 0.0  # fprt's runtime modules, ONNX Runtime / torch
     model_load_s: float = 0.0
-    extension_load_s: float = 0.0
+    extension_load_s: float = 0.0  # the similarity extension (and torch): loaded beside the embedding
+    extension_wait_s: float = 0.0  # how long the similarity step waited for that load (0: fully overlapped)
 
     @property
     def total_s(self) -> float:
-        return self.imports_s + self.model_load_s + self.extension_load_s
+        """What start-up cost the run: the extension only as far as the similarity step had to wait for it."""
+        return self.imports_s + self.model_load_s + self.extension_wait_s
 
     def to_dict(self) -> dict[str, Any]:
         return {"before_score_s": _r(self.before_score_s), "imports_s": _r(self.imports_s),
                 "model_load_s": _r(self.model_load_s), "extension_load_s": _r(self.extension_load_s),
-                "total_s": _r(self.total_s)}
+                "extension_wait_s": _r(self.extension_wait_s), "total_s": _r(self.total_s)}
 
 
 def _r(x: float | None) -> float | None:
@@ -218,14 +220,19 @@ class Job:
     embedder: Any
     cache_root: Path | None
     truth: dict[str, str] | None  # the labels file, read and checked before any model work
+    extension: Any = None  # the thread loading the similarity extension while the images are embedded
 
     @property
     def meta(self):
         return self.model.meta
 
 
-def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup, model_object=None) -> Job:
-    """Data and method and model: everything that can fail before an image is read, checked now."""
+def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup, model_object=None, *,
+            pixel_features: bool = True) -> Job:
+    """Data and method and model: everything that can fail before an image is read, checked now.
+
+    ``pixel_features``: whether the runner computes a method's pixel features in its one decode
+    (``Method.pixel_features``; the local runner does, the Ray runner leaves them to the method)."""
     t0 = time.perf_counter()
     from fprt.runtime.backends import BackendSpec, load_backend
     from fprt.runtime.methods import default_method, get_method
@@ -259,7 +266,7 @@ def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup,
             meth = default_method(task, model_obj.meta, has_reference=ref is not None)
         if model_obj.kind not in meth.kinds:
             raise FprtError(f"--method {meth.name} needs a {' or '.join(meth.kinds)} model; {model} is a {model_obj.kind} model")
-    _load_extension(opts.device, startup)
+    extension = _start_extension_load(opts.device, startup)
     meta = model_obj.meta
     classes = list(meta.class_names) if task == "subsets" else ["0", "1"]
     sets = {s.name: s for s in meth.image_sets(ScoreData(layout, ref, meta))}
@@ -271,9 +278,11 @@ def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup,
     spec = None
     if features is None and model is not None:
         spec = BackendSpec(str(model), backend=opts.backend, device=opts.device, threads=opts.threads, compile=opts.compile)
-    embedder = Embedder(model_obj, cache_root, spec=spec if spec is not None else features)
+    wanted = meth.pixel_features(sets) if pixel_features else None
+    embedder = Embedder(model_obj, cache_root, spec=spec if spec is not None else features, pixel_features=wanted)
     return Job(layout=layout, ref=ref, task=task, method=meth, model=model_obj, classes=classes, sets=sets,
-               embedder=embedder, cache_root=cache_root if embedder.cache is not None else None, truth=truth)
+               embedder=embedder, cache_root=cache_root if embedder.cache is not None else None, truth=truth,
+               extension=extension)
 
 
 def _check_task(meta, task: str, model, data, allowed: bool) -> None:
@@ -285,16 +294,32 @@ def _check_task(meta, task: str, model, data, allowed: bool) -> None:
     log.warning("%s: its embeddings are used as they are (--allow-task-mismatch)", what)
 
 
-def _load_extension(device: str, startup: Startup) -> None:
-    """Load the similarity extension now, so its cost shows as start-up, not as the similarity stage."""
-    t0 = time.perf_counter()
-    try:
-        from fprt.runtime import extension_loader
+def _start_extension_load(device: str, startup: Startup):
+    """Load the similarity extension (it imports torch: about a second) in a thread while the images are
+    embedded; ``decide`` waits for it. Its cost shows as start-up, never as the similarity stage."""
+    import threading
 
-        extension_loader.load("cuda" if str(device).startswith("cuda") else "cpu")
-    except Exception as exc:  # noqa: BLE001 - the similarity step falls back (and says so) by itself
-        log.debug("similarity extension not loaded up front: %s", exc)
-    startup.extension_load_s += time.perf_counter() - t0
+    def load() -> None:
+        t0 = time.perf_counter()
+        try:
+            from fprt.runtime import extension_loader
+
+            extension_loader.load("cuda" if str(device).startswith("cuda") else "cpu")
+        except Exception as exc:  # noqa: BLE001 - the similarity step falls back (and says so) by itself
+            log.debug("similarity extension not loaded up front: %s", exc)
+        startup.extension_load_s += time.perf_counter() - t0
+
+    thread = threading.Thread(target=load, name="fprt-extension-load", daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for_extension(job, startup: Startup) -> None:
+    if job.extension is not None:
+        t0 = time.perf_counter()
+        job.extension.join()
+        startup.extension_wait_s += time.perf_counter() - t0
+        job.extension = None
 
 
 def _read_truth(labels: Path, test_paths: list[Path], task: str) -> dict[str, str]:
@@ -385,8 +410,8 @@ def assemble(job: Job, got, paths: list[Path], runner, opts: ScoreOptions, clock
     rows: dict[str, Any] = {}
     for name in emb.outputs:
         parts = []
-        if n_hit:
-            parts.append(_on_device(hit_rows[name], emb.device))
+        if n_hit:  # the model's outputs go to its device; pixel features stay host arrays
+            parts.append(_on_device(hit_rows[name], emb.device) if name in emb.model_outputs else hit_rows[name])
         if got.computed:
             parts.append(computed[name])
         rows[name] = _concat(parts)
@@ -421,8 +446,9 @@ def _merge(got, again) -> None:
 
 
 # ============================================================================================== step 4: decide
-def decide(job: Job, parts: Assembled, runner, opts: ScoreOptions, clock):
+def decide(job: Job, parts: Assembled, runner, opts: ScoreOptions, clock, startup: Startup | None = None):
     """The method's decisions and scores (similarity reductions inside the runner's engine)."""
+    _wait_for_extension(job, startup or Startup())
     meta = job.meta
 
     def load_pixels(paths):
@@ -432,7 +458,8 @@ def decide(job: Job, parts: Assembled, runner, opts: ScoreOptions, clock):
         return np.concatenate([b.pixels for b in batches]) if batches else np.zeros((0,), np.uint8)
 
     ctx = Context(task=job.task, classes=job.classes, metric=meta.metric, meta=meta, options=opts.method_options,
-                  sets=parts.sets, outputs=parts.outputs, backend=job.model, load_pixels=load_pixels)
+                  sets=parts.sets, outputs=parts.outputs, backend=job.model, load_pixels=load_pixels,
+                  pixel_features=job.embedder.pixel_features)
     with clock.timed("similarity_and_decisions", len(parts.sets["test"].paths)), runner.similarity():
         result = job.method.score(ctx)
     if job.task == "subsets" and result.params.get("classes"):
@@ -632,10 +659,11 @@ def score(
     runner = runner or Runner()
     roots = [Path(data)] + ([Path(reference)] if reference is not None else [])
     with OutputFolder(out, overwrite=overwrite, data=roots, command="score") as folder:
-        job = resolve(model, data, reference, opts, clock, startup, model_object)
+        job = resolve(model, data, reference, opts, clock, startup, model_object,
+                      pixel_features=getattr(runner, "computes_pixel_features", False))
         got, paths, bad = embed(job, runner, opts, clock)
         parts = assemble(job, got, paths, runner, opts, clock)
-        result = decide(job, parts, runner, opts, clock)
+        result = decide(job, parts, runner, opts, clock, startup)
         if parts.missing_test:
             log.warning("run.csv lacks %d test image(s) skipped as bad files (%s): it is not a complete submission",
                         len(parts.missing_test), ", ".join(p.name for p in parts.missing_test[:5]))
@@ -654,16 +682,6 @@ def _process_age() -> float | None:
         return max(0.0, uptime - start_ticks / ticks)
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _model_free_auto(task: str):
-    """``auto`` for ``task`` when it can run without a model (``Method.model_optional``), else None."""
-    from fprt.runtime.methods import get_method, method_names
-
-    if "auto" not in method_names(task):
-        return None
-    meth = get_method("auto", task)
-    return meth if getattr(meth, "model_optional", False) else None
 
 
 def _model_free_auto(task: str):
@@ -767,7 +785,8 @@ def describe_result(r: ScoreResult) -> str:
     slowest = sorted(stages, key=stages.get, reverse=True)[:3]
     st = s.get("startup") or {}
     startup = (f"start-up {st['total_s']:.1f} s: imports {st['imports_s']:.1f}, model {st['model_load_s']:.1f}, "
-               f"extension {st['extension_load_s']:.1f}"
+               f"extension {st['extension_wait_s'] if st.get('extension_wait_s') is not None else st['extension_load_s']:.1f}"
+               + (f" (loading took {st['extension_load_s']:.1f}, beside the embedding)" if st.get("extension_wait_s") is not None else "")
                + (f" (+ {st['before_score_s']:.1f} s Python and CLI imports before)" if st.get("before_score_s") else "")
                + "; " if st.get("total_s") is not None else "")
     lines.append(f"throughput: {rate} ({s['timings']['total_wall_s']:.1f} s; {startup}slowest stages (busy s): "

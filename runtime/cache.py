@@ -254,8 +254,10 @@ class EmbeddingCache:
         return mask, rows
 
     def store(self, keys: list[bytes], outputs: dict[str, np.ndarray]) -> None:
-        for name, space in self.spaces.items():
-            space.put(keys, np.asarray(outputs[name]))
+        """One shard per output given (all of them, or e.g. only the pixel features of images whose
+        model outputs are cached already)."""
+        for name, rows in outputs.items():
+            self.spaces[name].put(keys, np.asarray(rows))
 
     def refresh(self) -> None:
         for space in self.spaces.values():

@@ -8,7 +8,10 @@
 stages and the Ray actors): it reads the file's bytes once, hashes them (SHA-256, the cache key),
 asks the cache whether the key is known, and only on a miss decodes the same bytes from memory
 (the full decode is the bad-file check: a file that decodes cannot fail later). No separate hash
-or screening pass reads the files again.
+or screening pass reads the files again. A method's pixel features (``Method.pixel_features``, e.g.
+the generator fingerprints of ``--method auto``) are computed there too, from the same decoded
+image, and cached as extra outputs of the ``Embedder`` (the local runner; on Ray the method
+computes them itself).
 
 ``embed_files`` runs three stages in threads joined by bounded queues:
 
@@ -103,7 +106,7 @@ class Embedder:
     with a ``BackendSpec`` loads the model in the actor's process).
     """
 
-    def __init__(self, model, cache_root: str | Path | None = None, *, spec=None) -> None:
+    def __init__(self, model, cache_root: str | Path | None = None, *, spec=None, pixel_features=None) -> None:
         from fprt.runtime.backends import BackendSpec
 
         # spec: the picklable recipe of the model (what a worker process / Ray actor loads); the
@@ -111,7 +114,11 @@ class Embedder:
         self.spec = model if isinstance(model, BackendSpec) else spec
         self.model = model.load() if isinstance(model, BackendSpec) else model
         self.cache_root = Path(cache_root) if cache_root else None
-        self.outputs: tuple[str, ...] = tuple(self.model.image_outputs)
+        self.model_outputs: tuple[str, ...] = tuple(self.model.image_outputs)
+        # pixel features (``fprt.runtime.evidence.fingerprint.PixelFeatureSpec``) computed in the decode stage
+        # from the same decoded image, cached beside the model's outputs: extra outputs, always host arrays
+        self.pixel_features = pixel_features
+        self.outputs: tuple[str, ...] = self.model_outputs + (tuple(pixel_features.outputs) if pixel_features else ())
         self.preprocess = self.model.meta.preprocess
         self.device = getattr(self.model, "device", "cpu")
         cacheable = getattr(self.model, "cacheable", True)
@@ -126,6 +133,10 @@ class Embedder:
         """True when the cache holds every output of ``key`` (an in-memory index look-up, no I/O)."""
         return self.cache is not None and self.cache.has(key)
 
+    def has_model_outputs(self, key: bytes) -> bool:
+        """True when the cache holds the model's outputs of ``key`` (its pixel features may be missing)."""
+        return self.cache is not None and all(key in self.cache.spaces[n] for n in self.model_outputs)
+
     def prepare(self, pixels: np.ndarray):
         """The model's inputs for a batch of pixels (normalisation), done in the decode stage."""
         fn = getattr(self.model, "prepare_inputs", None)
@@ -133,12 +144,12 @@ class Embedder:
 
     def infer(self, pixels: np.ndarray) -> dict[str, Any]:
         out = self.model.infer(pixels)
-        return {name: out[name] for name in self.outputs}
+        return {name: out[name] for name in self.model_outputs}
 
     def infer_prepared(self, prepared) -> dict[str, Any]:
         fn = getattr(self.model, "infer_prepared", None)
         out = fn(prepared) if fn is not None else self.model.infer(prepared)
-        return {name: out[name] for name in self.outputs}
+        return {name: out[name] for name in self.model_outputs}
 
     def store(self, keys: list[bytes], outputs: dict[str, Any]) -> None:
         if self.cache is None:
@@ -177,10 +188,14 @@ class FileResult:
     bad: Any = None  # fprt.data.BadFile
     hit: bool = False
     seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)  # read, hash, decode
+    features: dict[str, np.ndarray] | None = None  # a miss's pixel features (``pixel_features`` given)
+    features_s: float = 0.0
 
 
-def load_file(path: Path, preprocess=None, is_cached: Callable[[bytes], bool] | None = None, *, window=None) -> FileResult:
-    """Read ``path`` once, hash it, look the key up with ``is_cached``, decode the bytes on a miss."""
+def load_file(path: Path, preprocess=None, is_cached: Callable[[bytes], bool] | None = None, *, window=None,
+              pixel_features=None) -> FileResult:
+    """Read ``path`` once, hash it, look the key up with ``is_cached``, decode the bytes on a miss; with
+    ``pixel_features`` (a ``PixelFeatureSpec``) a miss also gets them, computed from the same decoded image."""
     from fprt.data.badfiles import BadFile, reason_of
     from fprt.data.decode import decode_image, read_file_bytes
     from fprt.errors import DataError
@@ -201,11 +216,14 @@ def load_file(path: Path, preprocess=None, is_cached: Callable[[bytes], bool] | 
         pixels = preprocess.resize_uint8(image) if preprocess is not None else image
     except DataError as exc:
         return FileResult(key, bad=BadFile(path, reason_of(path, exc)), seconds=(t1 - t0, t2 - t1, time.perf_counter() - t2))
-    return FileResult(key, pixels=pixels, seconds=(t1 - t0, t2 - t1, time.perf_counter() - t2))
+    t3 = time.perf_counter()
+    features = pixel_features.compute(image) if pixel_features is not None else None
+    return FileResult(key, pixels=pixels, seconds=(t1 - t0, t2 - t1, t3 - t2), features=features,
+                      features_s=time.perf_counter() - t3)
 
 
-def _load_chunk(chunk: list[tuple[int, Path]], preprocess, is_cached) -> list[tuple[int, FileResult]]:
-    return [(i, load_file(p, preprocess, is_cached)) for i, p in chunk]
+def _load_chunk(chunk: list[tuple[int, Path]], preprocess, is_cached, pixel_features=None) -> list[tuple[int, FileResult]]:
+    return [(i, load_file(p, preprocess, is_cached, pixel_features=pixel_features)) for i, p in chunk]
 
 
 # ---------------------------------------------------------------------------------------------- the result
@@ -283,19 +301,27 @@ def embed_files(
                 if stop.is_set():
                     return _DONE
 
-    def emit(buf: list[tuple[bytes, np.ndarray]]) -> bool:
+    def emit(buf: list[FileResult]) -> bool:
         t0 = time.perf_counter()
-        prepared = embedder.prepare(np.ascontiguousarray(np.stack([px for _, px in buf])))
+        prepared = embedder.prepare(np.ascontiguousarray(np.stack([fr.pixels for fr in buf])))
+        features = ({name: np.stack([fr.features[name] for fr in buf]) for name in buf[0].features}
+                    if buf[0].features is not None else {})
         clock.add("prepare", time.perf_counter() - t0, len(buf))
-        return put(q_decoded, ([k for k, _ in buf], prepared))
+        return put(q_decoded, ([fr.key for fr in buf], prepared, features))
+
+    def store_features(frs: list[FileResult]) -> None:
+        with clock.timed("store", len(frs)):
+            embedder.store([fr.key for fr in frs], {n: np.stack([fr.features[n] for fr in frs]) for n in frs[0].features})
 
     def decode_stage():
         files = None
         try:
             seen: set[bytes] = set()
-            buf: list[tuple[bytes, np.ndarray]] = []
+            buf: list[FileResult] = []
+            only_features: list[FileResult] = []
             files = _map_ordered(_load_chunk, [Path(p) for p in paths], workers=workers,
-                                 args=(embedder.preprocess, is_cached), chunk_size=8, prefetch=2 * batch_size)
+                                 args=(embedder.preprocess, is_cached, embedder.pixel_features), chunk_size=8,
+                                 prefetch=2 * batch_size)
             for chunk in files:
                 for i, fr in chunk:
                     result.keys[i] = fr.key
@@ -308,8 +334,20 @@ def embed_files(
                             result.hits.setdefault(fr.key, Path(paths[i]))
                     else:
                         clock.add("decode", fr.seconds[2], 1)
+                        if fr.features is not None:
+                            clock.add("pixel_features", fr.features_s, 1)
                         seen.add(fr.key)
-                        buf.append((fr.key, fr.pixels))
+                        if fr.features is not None and embedder.has_model_outputs(fr.key):
+                            # only the pixel features were missing: cache them, the model's rows are a hit
+                            result.hits.setdefault(fr.key, Path(paths[i]))
+                            only_features.append(fr)
+                            if len(only_features) == batch_size:
+                                store_features(only_features)
+                                only_features = []
+                            if progress is not None:
+                                progress(1)
+                            continue
+                        buf.append(fr)
                         if len(buf) == batch_size:
                             if not emit(buf):
                                 return
@@ -319,6 +357,8 @@ def embed_files(
                         progress(1)  # hits, copies and bad files are done now
             if buf:
                 emit(buf)
+            if only_features:
+                store_features(only_features)
         except BaseException as exc:  # handed to the caller's thread
             errors.append(exc)
             stop.set()
@@ -335,9 +375,10 @@ def embed_files(
                 clock.add("infer_wait_input", time.perf_counter() - t0)
                 if batch is _DONE:
                     break
-                keys, prepared = batch
+                keys, prepared, features = batch
                 with clock.timed("infer", len(keys)):
                     out = embedder.infer_prepared(prepared)
+                out.update(features)
                 if not put(q_inferred, (keys, out)):
                     break
         except BaseException as exc:
@@ -388,6 +429,7 @@ class Runner:
 
     name = "local"
     info: dict | None = None
+    computes_pixel_features = True  # a method's pixel features come from the one decode (``load_file``)
 
     def embed(self, paths: Sequence[Path], embedder: Embedder, *, batch_size: int = 64, workers: int | None = None,
               clock: StageClock | None = None, use_cache_index: bool = True,

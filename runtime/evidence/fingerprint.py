@@ -20,107 +20,163 @@ A linear probe on these features (``fprt.runtime.evidence.subsets``) tells the g
 when their subsets' content is the same. ``pixels_small`` is the other pixel feature: the image
 area-averaged to ``SMALL``×``SMALL`` (the content, for the raw-pixel probe).
 
-Everything is batched in torch (median via OpenCV, FFT via ``torch.fft.rfft2``); no loop over images.
+Everything is per image in NumPy and OpenCV (median via OpenCV, FFT via ``numpy.fft.rfft2``), so a row never
+depends on the batch it was computed in: the scoring pipeline computes them in its one decode (``PixelFeatureSpec``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 TILE = 8
 SPECTRUM_BINS = 32
 SMALL = 32
+VERSION = 2  # of the features' definition: part of their cache names, so a change never reads stale rows
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
-def median3(pixels: np.ndarray) -> np.ndarray:
-    """3×3 median of each N×H×W uint8 image, edges repeated (OpenCV's ``medianBlur``; equal to
+def median3(image: np.ndarray) -> np.ndarray:
+    """3×3 median of an H×W uint8 image, edges repeated (OpenCV's ``medianBlur``; equal to
     ``scipy.ndimage.median_filter(size=3, mode="reflect")``, which is used when OpenCV is missing)."""
     try:
         import cv2
     except ImportError:  # pragma: no cover - opencv-python-headless is a dependency
         from scipy.ndimage import median_filter
 
-        return np.stack([median_filter(im, size=3, mode="reflect") for im in pixels])
-    return np.stack([cv2.medianBlur(np.ascontiguousarray(im), 3) for im in pixels])
+        return median_filter(image, size=3, mode="reflect")
+    return cv2.medianBlur(np.ascontiguousarray(image), 3)
 
 
-def noise_residual(pixels: np.ndarray):
-    """N×H×W uint8 images → float32 tensor: each image minus its 3×3 median."""
-    torch = _torch()
-    x = torch.from_numpy(np.asarray(pixels, dtype=np.float32))
-    return x - torch.from_numpy(median3(pixels).astype(np.float32))
+def noise_residual(image: np.ndarray) -> np.ndarray:
+    """H×W uint8 image → float32 H×W: the image minus its 3×3 median."""
+    return image.astype(np.float32) - median3(image).astype(np.float32)
 
 
-def tile_means(r, tile: int = TILE):
-    """Mean of the residual over period-aligned tile×tile tiles (cropped to a multiple of tile): N × tile²."""
-    n, h, w = r.shape
+def tile_means(r: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """Mean of the residual over period-aligned tile×tile tiles (cropped to a multiple of tile): tile² values."""
+    h, w = r.shape
     hh, ww = h // tile * tile, w // tile * tile
-    t = r[:, :hh, :ww].reshape(n, hh // tile, tile, ww // tile, tile)
-    return t.mean(dim=(1, 3)).reshape(n, tile * tile)
+    rows = r[:hh, :ww].reshape(hh // tile, tile, ww).sum(axis=0, dtype=np.float64)  # tile × ww
+    return rows.reshape(tile, ww // tile, tile).sum(axis=1).ravel() / ((hh // tile) * (ww // tile))
 
 
-def spectrum_features(r, bins: int = SPECTRUM_BINS):
-    """Log mean and log max of the residual's power per cell of a bins × (bins/2) frequency grid: N × bins²."""
-    torch = _torch()
-    n, h, w = r.shape
-    f = torch.fft.rfft2(r, norm="ortho")
-    power = f.real.square() + f.imag.square()  # N × H × (W/2+1)
-    power = torch.fft.fftshift(power, dim=1)[:, None]  # zero frequency in the middle row
-    grid = (bins, bins // 2)
-    mean = torch.nn.functional.adaptive_avg_pool2d(power, grid).flatten(1)
-    peak = torch.nn.functional.adaptive_max_pool2d(power, grid).flatten(1)
-    return torch.cat([torch.log(mean + 1e-6), torch.log(peak + 1e-6)], dim=1)
+def _windows(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each of ``n_out`` adaptive-pooling windows over ``n_in`` cells (PyTorch's rule:
+    ``floor(i·n_in/n_out)`` to ``ceil((i+1)·n_in/n_out)``; neighbours overlap by at most one cell)."""
+    i = np.arange(n_out)
+    return (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+
+
+def _pool(x: np.ndarray, n_out: int, axis: int, how: str) -> np.ndarray:
+    """Adaptive mean or max pooling of ``x`` along ``axis`` (``torch.nn.functional.adaptive_*_pool``'s windows)."""
+    n_in = x.shape[axis]
+    x = np.moveaxis(x, axis, 0)
+    if n_in % n_out == 0:  # equal windows, no overlap
+        parts = x.reshape(n_out, n_in // n_out, *x.shape[1:])
+        seg = parts.max(axis=1) if how == "max" else parts.mean(axis=1)
+        return np.moveaxis(seg, 0, axis)
+    start, end = _windows(n_in, n_out)
+    ufunc = np.maximum if how == "max" else np.add
+    seg = ufunc.reduceat(x, start, axis=0)  # [start_i, start_{i+1})
+    nxt = np.append(start[1:], n_in)
+    over = end > nxt  # the window reaches one cell into the next segment
+    if over.any():
+        seg[over] = ufunc(seg[over], x[nxt[over]])
+    if how == "mean":
+        seg = seg / (end - start).reshape((-1,) + (1,) * (x.ndim - 1))
+    return np.moveaxis(seg, 0, axis)
+
+
+def power_spectrum(r: np.ndarray) -> np.ndarray:
+    """|rfft2(r)|² (orthonormal), zero frequency in the middle row: H × (W/2+1), float32.
+
+    OpenCV's DFT (4× NumPy's float64 FFT here); its full complex output is cut to the rfft2 half."""
+    import cv2
+
+    h, w = r.shape
+    f = cv2.dft(np.ascontiguousarray(r, dtype=np.float32), flags=cv2.DFT_COMPLEX_OUTPUT)[:, : w // 2 + 1]
+    power = (f[..., 0] * f[..., 0] + f[..., 1] * f[..., 1]) * np.float32(1.0 / (h * w))
+    return np.fft.fftshift(power, axes=0)
+
+
+def spectrum_features(r: np.ndarray, bins: int = SPECTRUM_BINS) -> np.ndarray:
+    """Log mean and log max of the residual's power per cell of a bins × (bins/2) frequency grid: 2·bins²/2 values."""
+    power = power_spectrum(r)
+    mean = _pool(_pool(power, bins, 0, "mean"), bins // 2, 1, "mean")
+    peak = _pool(_pool(power, bins, 0, "max"), bins // 2, 1, "max")
+    return np.concatenate([np.log(mean.ravel() + 1e-6), np.log(peak.ravel() + 1e-6)])
+
+
+def fingerprint_of(image: np.ndarray) -> np.ndarray:
+    """One H×W uint8 image → its fingerprint features (tile, spectrum, level), float32."""
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(f"fingerprint features need an H×W uint8 image, got {image.dtype} {image.shape}")
+    if min(image.shape) < 2 * TILE:
+        raise ValueError(f"fingerprint features need images of at least {2 * TILE} px, got {image.shape}")
+    r = noise_residual(image)
+    level = np.log(np.mean(np.square(r, dtype=np.float64)) + 1e-6)
+    return np.concatenate([tile_means(r), spectrum_features(r), [level]]).astype(np.float32)
+
+
+def small_of(image: np.ndarray, size: int = SMALL) -> np.ndarray:
+    """One H×W image → size² float32 in [0, 1]: the image area-averaged to size×size (adaptive windows)."""
+    x = np.asarray(image, dtype=np.float32)
+    return (_pool(_pool(x, size, 0, "mean"), size, 1, "mean").ravel() / np.float32(255.0)).astype(np.float32)
 
 
 def fingerprint_features(pixels) -> np.ndarray:
-    """N×H×W uint8 images → N × F float32 fingerprint features (tile, spectrum, level)."""
-    torch = _torch()
+    """N×H×W uint8 images → N × F float32 fingerprint features, image by image (no batch effects)."""
     pixels = np.asarray(pixels)
-    if pixels.ndim != 3 or pixels.dtype != np.uint8:
+    if pixels.ndim != 3:
         raise ValueError(f"fingerprint_features needs N×H×W uint8 images, got {pixels.dtype} {pixels.shape}")
-    if min(pixels.shape[1:]) < 2 * TILE:
-        raise ValueError(f"fingerprint_features needs images of at least {2 * TILE} px, got {pixels.shape[1:]}")
-    with torch.no_grad():
-        r = noise_residual(pixels)
-        level = torch.log(r.square().mean(dim=(1, 2)) + 1e-6)[:, None]
-        feats = torch.cat([tile_means(r), spectrum_features(r), level], dim=1)
-    return feats.numpy().astype(np.float32)
+    return np.stack([fingerprint_of(im) for im in pixels]) if len(pixels) else np.zeros((0, n_fingerprint()), np.float32)
 
 
 def small_pixels(pixels, size: int = SMALL) -> np.ndarray:
-    """N×H×W images → N × size² float32 in [0, 1]: the image area-averaged to size×size."""
-    torch = _torch()
-    x = torch.as_tensor(np.asarray(pixels), dtype=torch.float32)[:, None] / 255.0
-    with torch.no_grad():
-        return torch.nn.functional.adaptive_avg_pool2d(x, size).flatten(1).numpy().astype(np.float32)
+    """N×H×W images → N × size² float32 in [0, 1]: each image area-averaged to size×size."""
+    pixels = np.asarray(pixels)
+    return np.stack([small_of(im, size) for im in pixels]) if len(pixels) else np.zeros((0, size * size), np.float32)
+
+
+def n_fingerprint(bins: int = SPECTRUM_BINS) -> int:
+    return TILE * TILE + bins * bins + 1
+
+
+PER_IMAGE = {"fingerprint": fingerprint_of, "pixels_small": small_of}
 
 
 def feature_blocks(pixels) -> dict[str, np.ndarray]:
     """Both pixel feature blocks of a batch: ``fingerprint`` and ``pixels_small``."""
-    with one_thread():
-        return {"fingerprint": fingerprint_features(pixels), "pixels_small": small_pixels(pixels)}
+    return {"fingerprint": fingerprint_features(pixels), "pixels_small": small_pixels(pixels)}
 
 
-@contextlib.contextmanager
-def one_thread():
-    """torch ops of one batch on one thread: per-image FFTs and pools of 256² gain little from more, and
-    on a busy 2-core machine the spinning thread pool made them 5× slower (measured: 10.2 vs 1.8 ms/image)."""
-    torch = _torch()
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+@dataclass(frozen=True)
+class PixelFeatureSpec:
+    """Pixel features the scoring pipeline computes from each image's one decode (``load_file``), at
+    ``size`` (the test images' own size, so that a generator's trace is not resampled away).
+
+    They travel and are cached as extra outputs of the embedder, under names that carry the size and
+    ``VERSION``: ``output(name)``."""
+
+    names: tuple[str, ...] = ("fingerprint", "pixels_small")
+    size: int = 256
+
+    def output(self, name: str) -> str:
+        return f"px-{name}-{self.size}-v{VERSION}"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(self.output(n) for n in self.names)
+
+    def compute(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """A decoded H×W uint8 image (any size: resized to ``size`` like ``blocks_of_files``) → one row per output."""
+        from fprt.preprocess import Preprocess
+
+        image = Preprocess(size=self.size).resize_uint8(image)
+        return {self.output(n): PER_IMAGE[n](image) for n in self.names}
 
 
 FEATURE_NAMES = ("fingerprint", "pixels_small")
@@ -132,6 +188,17 @@ def native_size(path) -> int:
 
     with Image.open(path) as im:
         return int(max(im.size))
+
+
+def first_native_size(paths, tries: int = 16) -> int | None:
+    """``native_size`` of the first of ``paths`` whose header can be read (bad files are the pipeline's to
+    report), or None."""
+    for path in list(paths)[:tries]:
+        try:
+            return native_size(path)
+        except Exception:  # noqa: BLE001 - any unreadable header: try the next file
+            continue
+    return None
 
 
 def blocks_of_files(paths, *, size: int | None = None, workers: int | None = None, batch_size: int = 64,
@@ -159,6 +226,6 @@ def blocks_of_files(paths, *, size: int | None = None, workers: int | None = Non
         return {name: compute[name](pixels) for name in names}
 
     n = workers if workers is not None else min(8, os.cpu_count() or 1)
-    with one_thread(), ThreadPoolExecutor(max(1, n)) as pool:  # OpenCV and torch release the GIL
+    with ThreadPoolExecutor(max(1, n)) as pool:  # OpenCV and NumPy's FFT release the GIL
         parts = list(pool.map(one, chunks))
     return {name: np.concatenate([part[name] for part in parts]) for name in names}

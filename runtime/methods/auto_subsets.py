@@ -35,6 +35,7 @@ from fprt.runtime.methods.classical import _Features
 SCORE_NAME = "score of the chosen subset by the chosen evidence (probability for probes, closeness for centroid, vote share for k-NN)"
 LARGER_MEANS = "more likely the chosen subset"
 PIXEL_EMBEDDING = 32
+MIN_SIZE = 16  # fingerprints: two 8×8 period tiles at least
 
 
 class PixelFeatures(_Features):
@@ -64,6 +65,15 @@ class Auto(Method):
     def features(self, options):
         return PixelFeatures()
 
+    def pixel_features(self, sets):
+        """Fingerprints and 32×32 pixels from the pipeline's one decode, at the test images' own size."""
+        from fprt.runtime.evidence.fingerprint import PixelFeatureSpec, first_native_size
+
+        if "ref_generated" not in sets:
+            return None  # nothing to validate on: the fallback needs no pixels
+        size = first_native_size(sets["test"].paths)
+        return PixelFeatureSpec(size=size) if size is not None and size >= MIN_SIZE else None
+
     def image_sets(self, data):
         if data.reference is None:
             return [data.test]
@@ -84,10 +94,13 @@ class Auto(Method):
         table = evidence_table(cands, chosen, len(inp.y_gen), len(folds))
         if inp.emb_gen is not None and isinstance(ctx.backend, PixelFeatures):
             table.note += "; no model: the embedding is the image at 32x32 pixels"
+        plan = inp.cv_plan
+        if plan is not None and plan.sampled:
+            table.note += (f"; cross-validated on a stratified sample of {len(plan.rows)} of the {plan.total} generated "
+                           "training images (the final fits use all of them)")
         return self._result(ctx, inp, cands, chosen, table)
 
     def _inputs(self, ctx: Context):
-        from fprt.runtime.evidence.fingerprint import blocks_of_files, native_size
         from fprt.runtime.evidence.subsets import SubsetsInputs
         from fprt.runtime.methods.subsets import _natural
 
@@ -95,9 +108,7 @@ class Auto(Method):
         classes = sorted(set(gen.labels) | set(real.labels), key=_natural)
         index = {c: i for i, c in enumerate(classes)}
         t0 = time.perf_counter()
-        size = native_size(ctx.sets["test"].paths[0])  # every set at the first test image's own size
-        px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated")}
-        px["ref_real"] = blocks_of_files(ctx.sets["ref_real"].paths, size=size, names=("pixels_small",))  # no generator trace
+        px = _pixel_blocks(ctx)
         seconds = time.perf_counter() - t0
         inp = SubsetsInputs(classes=classes, y_gen=np.array([index[c] for c in gen.labels], np.int64),
                             y_real=np.array([index[c] for c in real.labels], np.int64),
@@ -192,6 +203,24 @@ class Auto(Method):
         res.evidence = table
         res.params = {**res.params, "fallback": rule}
         return res
+
+
+def _pixel_blocks(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
+    """Per set its pixel feature blocks: the pipeline's (computed in its one decode, or cached), else read
+    here (a runner that does not compute them, e.g. Ray) — the same per-image functions either way."""
+    from fprt.runtime.evidence.fingerprint import FEATURE_NAMES, blocks_of_files, native_size
+
+    spec = ctx.pixel_features
+    sets = ("test", "ref_generated", "ref_real")
+    if spec is not None and all(spec.output(n) in ctx.outputs[s] for s in sets for n in FEATURE_NAMES):
+        return {s: {n: as_numpy(ctx.outputs[s][spec.output(n)]) for n in FEATURE_NAMES} for s in sets}
+    size = native_size(ctx.sets["test"].paths[0])  # every set at the first test image's own size
+    if size < MIN_SIZE:
+        raise FprtError(f"--method auto for subsets reads generator fingerprints from images of at least {MIN_SIZE} px; "
+                        f"{ctx.sets['test'].paths[0]} is {size} px (choose another --method)")
+    px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated")}
+    px["ref_real"] = blocks_of_files(ctx.sets["ref_real"].paths, size=size, names=("pixels_small",))  # no generator trace
+    return px
 
 
 def _rows(x) -> np.ndarray:

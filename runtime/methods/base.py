@@ -72,6 +72,7 @@ class Context:
     backend: Any = None
     load_pixels: Callable[[list[Path]], np.ndarray] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    pixel_features: Any = None  # the PixelFeatureSpec whose outputs the pipeline added to ``outputs`` (or None)
 
     def emb(self, set_name: str, output: str = "embedding") -> np.ndarray:
         try:
@@ -101,6 +102,11 @@ class Method:
 
     def image_sets(self, data) -> list[ImageSet]:  # noqa: ANN001 - ScoreData, see fprt.runtime.score
         raise NotImplementedError
+
+    def pixel_features(self, sets: dict[str, ImageSet]):
+        """The pixel features (``fprt.runtime.evidence.fingerprint.PixelFeatureSpec``) the pipeline should
+        compute from each image's one decode and cache, or None (the default: the method needs none)."""
+        return None
 
     def score(self, ctx: Context) -> MethodResult:
         raise NotImplementedError

@@ -279,3 +279,55 @@ def test_bad_dicom_files(tmp_path):
     ds.save_as(path)
     with pytest.raises(DataError, match="has no PixelData"):
         decode_image(path)
+
+
+# ---------------------------------------------------------------------------------------------- the PNG fast path
+def _png_variants(tmp_path):
+    """8-bit gray PNGs as writers make them (chunks, sizes, compression), plus damaged copies of one."""
+    from PIL import Image, PngImagePlugin
+
+    rng = np.random.default_rng(7)
+    out = {}
+    for name, shape, kw in [("plain", (256, 256), {}), ("odd", (37, 61), {"compress_level": 9}),
+                            ("fast", (64, 128), {"compress_level": 0})]:
+        p = tmp_path / f"{name}.png"
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(p, **kw)
+        out[name] = p
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "x" * 100)
+    p = tmp_path / "chunks.png"
+    Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(p, pnginfo=info, transparency=3)
+    out["chunks"] = p
+    good = out["plain"].read_bytes()
+    for name, data in [("truncated", good[: len(good) // 2]), ("no_iend", good[:-12]),
+                       ("flipped_idat_byte", good[:200] + bytes([good[200] ^ 0xFF]) + good[201:])]:
+        (tmp_path / f"{name}.png").write_bytes(data)
+        out[name] = tmp_path / f"{name}.png"
+    return out
+
+
+def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monkeypatch):
+    """OpenCV's decode of gray 8-bit PNGs gives PIL's pixels; a file it refuses is PIL's to judge, so every
+    file is either the same array or the same kind of error with and without the fast path."""
+    from fprt.data import decode as D
+    from fprt.errors import DataError
+
+    def outcome(path):
+        try:
+            return decode_image(path, data=path.read_bytes())
+        except DataError as exc:
+            return f"DataError: {exc}"
+
+    files = _png_variants(tmp_path)
+    fast = {name: outcome(p) for name, p in files.items()}
+    used = {name: D._png_gray8_fast(p, p.read_bytes()) is not None for name, p in files.items()}
+    monkeypatch.setattr(D, "_png_gray8_fast", lambda path, data: None)
+    pil = {name: outcome(p) for name, p in files.items()}
+    for name in files:
+        if isinstance(pil[name], str):
+            assert isinstance(fast[name], str), (name, "the fast path accepted a file PIL rejects")
+        else:
+            np.testing.assert_array_equal(fast[name], pil[name], err_msg=name)
+            assert fast[name].flags.c_contiguous and fast[name].flags.writeable
+    assert all(used[n] for n in ("plain", "odd", "fast", "chunks"))  # the fast path did run on the good ones
+    assert isinstance(fast["truncated"], str)

@@ -52,17 +52,39 @@ def test_residual_and_tiles_match_scipy_and_numpy():
 
     rng = np.random.default_rng(0)
     px = rng.integers(0, 256, size=(3, 40, 48), dtype=np.uint8)
-    r = F.noise_residual(px).numpy()
     oracle = np.stack([p.astype(np.float32) - median_filter(p, size=3, mode="reflect") for p in px])
-    np.testing.assert_array_equal(r, oracle)
-    tiles = F.tile_means(F.noise_residual(px)).numpy()
+    np.testing.assert_array_equal(np.stack([F.noise_residual(p) for p in px]), oracle)
+    tiles = np.stack([F.tile_means(F.noise_residual(p)) for p in px])
     np.testing.assert_allclose(tiles, oracle[:, :40, :48].reshape(3, 5, 8, 6, 8).mean((1, 3)).reshape(3, 64), atol=1e-5)
     # a pure checkerboard puts its power in the Nyquist cell of the spectrum grid, nowhere else
     y, x = np.mgrid[0:64, 0:64]
-    board = (128 + 20 * (-1.0) ** (x + y)).astype(np.uint8)[None]
-    spec = F.spectrum_features(F.noise_residual(board)).numpy()[0, : F.SPECTRUM_BINS * F.SPECTRUM_BINS // 2]
+    board = (128 + 20 * (-1.0) ** (x + y)).astype(np.uint8)
+    spec = F.spectrum_features(F.noise_residual(board))[: F.SPECTRUM_BINS * F.SPECTRUM_BINS // 2]
     grid = spec.reshape(F.SPECTRUM_BINS, F.SPECTRUM_BINS // 2)
     assert np.unravel_index(np.argmax(grid), grid.shape) == (0, F.SPECTRUM_BINS // 2 - 1)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (40, 48), (37, 50)])
+def test_spectrum_and_small_pixels_match_pytorch(shape):
+    """The per-image NumPy/OpenCV features against PyTorch: rfft2 power (orthonormal, fftshift) pooled by
+    adaptive mean / max pooling onto the bins × bins/2 grid; the image area-averaged to 32×32."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    r = F.noise_residual(image)
+    f = torch.fft.rfft2(torch.from_numpy(r).double(), norm="ortho")
+    power = torch.fft.fftshift(f.real.square() + f.imag.square(), dim=0)[None, None]
+    grid = (F.SPECTRUM_BINS, F.SPECTRUM_BINS // 2)
+    mean = torch.nn.functional.adaptive_avg_pool2d(power, grid).flatten()
+    peak = torch.nn.functional.adaptive_max_pool2d(power, grid).flatten()
+    oracle = torch.log(torch.cat([mean, peak]) + 1e-6).numpy()
+    np.testing.assert_allclose(F.spectrum_features(r), oracle, rtol=1e-4, atol=1e-4)
+    small = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(image).double()[None, None] / 255, 32).flatten()
+    np.testing.assert_allclose(F.small_of(image), small.numpy(), atol=1e-6)
+    level = np.log(np.mean(r.astype(np.float64) ** 2) + 1e-6)
+    assert F.fingerprint_of(image).shape == (F.n_fingerprint(),)
+    assert F.fingerprint_of(image)[-1] == pytest.approx(level, rel=1e-6)
 
 
 def test_fingerprint_beats_the_pixel_probe_when_only_the_generator_differs(tmp_path):
@@ -226,3 +248,70 @@ def test_auto_with_a_classifier_model_beats_its_argmax(data, tmp_path):
     rows = {r["feature"]: r for r in auto.summary["evidence"]["rows"]}
     assert "classifier" in rows and not rows["classifier"]["chosen"]
 
+
+
+def test_pixel_features_come_from_the_one_decode_and_the_cache(data, model, tmp_path, monkeypatch):
+    """The fingerprints and 32×32 pixels are computed in the pipeline's one decode (no second read of the
+    images), cached with the embeddings (a re-score computes nothing), and a runner that leaves them to
+    the method (as Ray does) gets the same decisions and scores, byte for byte."""
+    from fprt.runtime.evidence import fingerprint
+    from fprt.runtime.pipeline import Runner
+
+    reads = []
+    blocks = fingerprint.blocks_of_files
+    monkeypatch.setattr(fingerprint, "blocks_of_files", lambda paths, **kw: reads.append(len(paths)) or blocks(paths, **kw))
+    kw = dict(labels=data / "test" / "labels.csv", plots=False, progress=False, cache=tmp_path / "cache")
+    first = score(model, data, tmp_path / "first", **kw)
+    n = sum(1 for _ in (data / "train").rglob("*.png")) + sum(1 for _ in (data / "test").rglob("*.png"))
+    t1 = json.loads(first.summary_json.read_text())
+    assert reads == [] and t1["timings"]["pixel_features"]["items"] == n
+    again = score(model, data, tmp_path / "again", **kw)
+    t2 = json.loads(again.summary_json.read_text())
+    assert t2["counts"]["computed"] == 0 and t2["counts"]["cache_hits"] == n and "pixel_features" not in t2["timings"]
+    assert reads == []
+
+    class LeavesThemToTheMethod(Runner):
+        computes_pixel_features = False
+
+    other = score(model, data, tmp_path / "other", runner=LeavesThemToTheMethod(), **{**kw, "cache": tmp_path / "c2"})
+    assert sum(reads) == n  # test, generated and real training images, read again by the method
+    # a cache that holds only the model's rows (a --method centroid run): auto computes only the pixel features
+    centroid = score(model, data, tmp_path / "centroid", **{**kw, "cache": tmp_path / "c3", "method": "centroid"})
+    had = json.loads(centroid.summary_json.read_text())["counts"]["images_total"]
+    topped = score(model, data, tmp_path / "topped", **{**kw, "cache": tmp_path / "c3"})
+    t3 = json.loads(topped.summary_json.read_text())
+    assert 0 < had < n and t3["counts"]["computed"] == n - had and t3["timings"]["pixel_features"]["items"] == n
+    for res in (again, other, topped):
+        assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
+        assert res.run_csv.read_bytes() == first.run_csv.read_bytes()
+
+
+def test_large_training_splits_cross_validate_on_a_stratified_sample(monkeypatch):
+    """Beyond CV_ROWS generated training images the CV fits see a stratified sample (and at most CV_ROWS real
+    images); the final fits, whose scores decide the test images, see every training image."""
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setattr(S, "CV_ROWS", 60)
+    rng = np.random.default_rng(3)
+    k, n_gen, n_real, d = 3, 150, 90, 8
+    centers = rng.normal(0, 3, (k, d))
+    y, yr, yt = rng.integers(0, k, n_gen), rng.integers(0, k, n_real), rng.integers(0, k, 40)
+    x = lambda lab: (centers[lab] + rng.normal(0, 1, (len(lab), d))).astype(np.float32)  # noqa: E731
+    inp = S.SubsetsInputs(classes=["t1", "t2", "t3"], y_gen=y, y_real=yr,
+                          px_gen={"pixels_small": x(y), "fingerprint": x(y)}, px_real={"pixels_small": x(yr)},
+                          px_test={"pixels_small": x(yt), "fingerprint": x(yt)}, emb_gen=x(y), emb_real=x(yr),
+                          emb_test=x(yt), metric="l2")
+    sizes = []
+    fit = LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, a, b, *r, **kw: sizes.append(len(a)) or fit(self, a, b, *r, **kw))
+    cands, folds = S.candidates(inp)
+    plan = inp.cv_plan
+    assert plan.sampled and len(plan.rows) == 60 and plan.total == n_gen
+    expected = np.bincount(y, minlength=k) * 60 / n_gen  # stratified: each subset's share kept
+    assert np.all(np.abs(np.bincount(y[plan.rows], minlength=k) - expected) <= 1)
+    assert all(len(c.oof) == 60 for c in cands)
+    assert {len(va) for _, va in folds} <= {12}  # 5 folds over the sample
+    # per probe: 5 CV fits on 48 sampled generated + 60 sampled real images, one final fit on all 150 (+ 90)
+    assert sizes.count(48 + 60) == 10 and sizes.count(n_gen + n_real) == 2  # probe_embedding, probe_pixels
+    assert sizes.count(48) == 5 + 5 and sizes.count(n_gen) == 1  # fingerprint (no real images); stacked on 48
+    assert max(c.cv_accuracy for c in cands) > 0.9
