@@ -19,6 +19,7 @@ the numbers are the same for every batch size and thread count.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,19 +133,29 @@ def _valid(k: int, patch: int, size: int, search: int) -> np.ndarray:
     return (np.repeat(ok, k, axis=0)[:, :, None] & np.tile(ok, (k, 1))[:, None, :])
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch on one intra-op thread inside the block (torch's setting is given back after it)."""
+    torch = _torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def search_pairs(tiles: TileSet, rows: np.ndarray, space: SearchSpace, cols: np.ndarray):
     """Best NCC of each structured tile of ``tiles[rows[k]]`` within ±``space.search`` px in image
     ``cols[k]`` of ``space``.
 
     Returns (best K×T float64, NaN for tiles without structure; at K×T×2 int (y, x) top-left corner of
     the best window in the database image). The batches of pairs run on a pool of threads, one per CPU
-    (at most ``WORKERS``), each batch's torch ops on one thread (``fingerprint.one_thread``): torch's own
+    (at most ``WORKERS``), each batch's torch ops on one thread (``one_thread``): torch's own
     thread pool spins, which made the searches 2× slower on a busy 2-CPU machine; each batch writes only
     its own rows, so the numbers do not depend on the number of threads."""
     import os
     from concurrent.futures import ThreadPoolExecutor
-
-    from fprt.runtime.evidence.fingerprint import one_thread
 
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     best = np.full((len(rows), tiles.templates.shape[1]), np.nan)
