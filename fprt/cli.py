@@ -359,7 +359,7 @@ def score_cmd(
     alpha: float = typer.Option(0.5, "--alpha", help="max-sigma: threshold = mu + alpha * sigma."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Fixed decision threshold in the score's units (overrides the method's rule)."),
     ssim_size: int = typer.Option(256, "--ssim-size", min=16, help="ssim-max: compare images at this size."),
-    ssim_exact: bool = typer.Option(False, "--ssim-exact", help="ssim-max: SSIM of every real x generated pair (slow) instead of on each real image's raw-pixel NCC candidates."),
+    ssim_exact: bool = typer.Option(False, "--ssim-exact", help="ssim-max: SSIM of every real x generated pair (slow) instead of on each real image's candidates (raw-pixel NCC and uncorrelated-SSIM top 32)."),
     csv_header: Optional[str] = typer.Option(None, "--csv-header", help="Write this header line into run.csv, e.g. 'image_path,predicted_class'."),
     keep_extension: bool = typer.Option(False, "--keep-extension", help="run.csv ids keep the file extension."),
     subset_labels: SubsetLabels = typer.Option(SubsetLabels.names, "--subset-labels", help="subsets run.csv labels: names (t1..tK) | index (1..K)."),

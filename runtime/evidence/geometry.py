@@ -2,8 +2,9 @@
 
 Generators move, turn and rescale what they memorise and warp it smoothly by a few pixels, so one
 whole-image alignment is not enough. ``patch_ncc`` compares the two images patch by patch: each 32×32
-patch of the real image (at 128 px, band-passed: ``band_pass``) is searched for in the generated image within ±5 px of its own
-place (OpenCV ``matchTemplate``, normalised cross-correlation with the means removed), and the score is
+patch of the real image (at 128 px, band-passed: ``band_pass``) is searched for in the generated image within ±5 px of
+its own place (normalised cross-correlation with the means removed, OpenCV's ``TM_CCOEFF_NORMED``, computed
+for many pairs at once by ``patch_search``), and the score is
 the mean over the patches that hold structure of each patch's best correlation. A rigid move, a turn of
 a few degrees, a rescale of a few per cent and a smooth warp all move every patch by a few pixels, which
 the local search absorbs; a different anatomy does not line up in every patch at once. The correlation
@@ -14,18 +15,21 @@ a copy either.
 OpenCV's DIS optical flow and returns the difference image and the patch score.
 
 Everything works on small candidate lists (each real image's top-k from the embedding and the raw pixels):
-the pairs to verify are a few per real image, never all pairs.
+the pairs to verify are a few per real image, never all pairs. Per-image work (tiles, their norms, the
+half-size images, the SSIM moments) is done once per image; only what needs both images is done per pair,
+in batches.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fprt.runtime.evidence.patch_search import SearchSpace, TileSet, search_pairs, search_space, tile_set
+
 VERIFY_SIZE = 128  # px: images are compared at this size
 PATCH = 32  # px: patch side at VERIFY_SIZE
 SEARCH = 5  # px: each patch is searched for within ±SEARCH px of its own place
 BAND = (1.5, 6.0)  # px at VERIFY_SIZE: band-pass (difference of Gaussians) before the patch comparison
-MIN_PATCH_STD = 0.5  # 8-bit units of the band-passed image: flatter patches (air) carry no evidence, skipped
 
 
 def resize_stack(images: np.ndarray, size: int = VERIFY_SIZE) -> np.ndarray:
@@ -61,42 +65,37 @@ def verification_images(images: np.ndarray) -> np.ndarray:
     return band_pass(resize_stack(images, VERIFY_SIZE))
 
 
-def patch_matches(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, search: int = SEARCH):
-    """For each structured patch of ``real``: (its centre, the centre of its best match in ``generated``
-    within ±``search`` px, that match's NCC) as three arrays (P×2, P×2, P)."""
+def _half(images: np.ndarray) -> np.ndarray:
+    """Each image at half its side (OpenCV area interpolation): what ``coarse_alignment`` searches in."""
+    return resize_stack(images, np.shape(images)[1] // 2)
+
+
+def _mean_score(best: np.ndarray) -> np.ndarray:
+    """Per pair: mean over the structured tiles (non-NaN) of their best NCC; 0.0 where none holds structure."""
+    n = np.sum(~np.isnan(best), 1)
+    return np.where(n > 0, np.nansum(best, 1) / np.maximum(n, 1), 0.0)
+
+
+def _alignments(half_tiles: TileSet, rows, half_db: SearchSpace, cols) -> list:
+    """Per pair: the similarity transform (2×3, database → real coordinates at full size) fitted robustly
+    (OpenCV ``estimateAffinePartial2D``, RANSAC) to the tile matches at half size with a ±``search`` px
+    reach (±2·search at full size), or None when fewer than 3 tiles hold structure or none fits."""
     import cv2
 
-    h, w = real.shape
-    src, dst, best = [], [], []
-    for y in range(0, h - patch + 1, patch):
-        for x in range(0, w - patch + 1, patch):
-            tpl = real[y : y + patch, x : x + patch]
-            if float(tpl.std()) < MIN_PATCH_STD:
-                continue
-            y0, y1 = max(0, y - search), min(h, y + patch + search)
-            x0, x1 = max(0, x - search), min(w, x + patch + search)
-            res = cv2.matchTemplate(generated[y0:y1, x0:x1], tpl, cv2.TM_CCOEFF_NORMED)
-            _, peak, _, at = cv2.minMaxLoc(res)
-            src.append((x + patch / 2, y + patch / 2))
-            dst.append((x0 + at[0] + patch / 2, y0 + at[1] + patch / 2))
-            best.append(peak if np.isfinite(peak) else 0.0)
-    return np.asarray(src, np.float32), np.asarray(dst, np.float32), np.asarray(best, np.float64)
-
-
-def coarse_alignment(real: np.ndarray, generated: np.ndarray) -> np.ndarray | None:
-    """A similarity transform (2×3, generated → real coordinates) from patch matches at half size with a
-    ±2·SEARCH px reach, fitted robustly (OpenCV ``estimateAffinePartial2D``, RANSAC); None if none fits."""
-    import cv2
-
-    h, w = real.shape
-    half = (w // 2, h // 2)
-    r2 = cv2.resize(real, half, interpolation=cv2.INTER_AREA)
-    g2 = cv2.resize(generated, half, interpolation=cv2.INTER_AREA)
-    src, dst, _ = patch_matches(r2, g2, patch=PATCH // 2, search=SEARCH)
-    if len(src) < 3:
-        return None
-    m, _ = cv2.estimateAffinePartial2D(dst * 2, src * 2, method=cv2.RANSAC, ransacReprojThreshold=3.0)
-    return m
+    best, at = search_pairs(half_tiles, rows, half_db, cols)
+    centre = half_tiles.patch / 2
+    src_all = (half_tiles.origins[:, ::-1] + centre).astype(np.float32)  # (x, y)
+    out = []
+    for k in range(len(rows)):
+        ok = ~np.isnan(best[k])
+        if ok.sum() < 3:
+            out.append(None)
+            continue
+        src = src_all[ok] * 2
+        dst = (at[k, ok][:, ::-1] + centre).astype(np.float32) * 2
+        m, _ = cv2.estimateAffinePartial2D(dst, src, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+        out.append(m)
+    return out
 
 
 def _largest_move(m: np.ndarray, shape: tuple[int, int]) -> float:
@@ -106,96 +105,130 @@ def _largest_move(m: np.ndarray, shape: tuple[int, int]) -> float:
     return float(np.abs(corners @ np.asarray(m, np.float64).T - corners[:, :2]).max())
 
 
+def verify_pairs(real: np.ndarray, database: np.ndarray, rows, cols, *, patch: int = PATCH, search: int = SEARCH,
+                 align: bool = True) -> np.ndarray:
+    """``patch_ncc`` of the pairs (real[rows[k]], database[cols[k]]) → K float64, batched.
+
+    real: M×S×S float32, database: N×S×S float32 (``verification_images``). Each real image's tiles are
+    prepared once (``patch_search.tile_set``); the searches of all pairs run batched."""
+    import cv2
+
+    real = np.asarray(real, np.float32)
+    database = np.asarray(database, np.float32)
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    if not len(rows):
+        return np.zeros(0)
+    used_r, rows = np.unique(rows, return_inverse=True)  # only the images the pairs name are prepared
+    used_d, cols = np.unique(cols, return_inverse=True)
+    real, database = real[used_r], database[used_d]
+    tiles = tile_set(real, patch)
+    score = _mean_score(search_pairs(tiles, rows, search_space(database, patch, search), cols)[0])
+    if not align:
+        return score
+    ms = _alignments(tile_set(_half(real), patch // 2), rows, search_space(_half(database), patch // 2, search), cols)
+    h, w = real.shape[1:]
+    far = [k for k, m in enumerate(ms) if m is not None and _largest_move(m, (h, w)) > search / 2]
+    if far:  # else the local search already covers the move
+        moved = np.stack([cv2.warpAffine(database[cols[k]], ms[k], (w, h), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE) for k in far])
+        best = search_pairs(tiles, rows[far], search_space(moved, patch, search), np.arange(len(far)))[0]
+        has = ~np.all(np.isnan(best), 1)
+        idx = np.asarray(far)[has]
+        score[idx] = np.maximum(score[idx], _mean_score(best[has]))
+    return score
+
+
 def patch_ncc(real: np.ndarray, generated: np.ndarray, *, patch: int = PATCH, search: int = SEARCH,
               align: bool = True) -> float:
     """Mean over the real image's structured patches of the best NCC within ±``search`` px in ``generated``.
 
     Both images are 2-D float32 of the same shape (``verification_images``). With ``align`` the
-    generated image is first brought onto the real one by ``coarse_alignment`` (a move, turn or rescale
-    larger than the local search), and the better of the aligned and the plain score is kept. Returns a
-    value in [-1, 1]; 0.0 when no patch holds structure."""
-    import cv2
-
-    plain = patch_matches(real, generated, patch=patch, search=search)[2]
-    score = float(plain.mean()) if len(plain) else 0.0
-    if align:
-        m = coarse_alignment(real, generated)
-        if m is not None and _largest_move(m, real.shape) > search / 2:  # else the local search already covers it
-            h, w = real.shape
-            moved = cv2.warpAffine(generated, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            aligned = patch_matches(real, moved, patch=patch, search=search)[2]
-            if len(aligned):
-                score = max(score, float(aligned.mean()))
-    return score
+    generated image is first brought onto the real one by a similarity transform fitted to the patch
+    matches at half size (a move, turn or rescale larger than the local search), and the better of the
+    aligned and the plain score is kept. Returns a value in [-1, 1]; 0.0 when no patch holds structure.
+    One pair of ``verify_pairs``."""
+    return float(verify_pairs(np.asarray(real)[None], np.asarray(generated)[None], [0], [0], patch=patch,
+                              search=search, align=align)[0])
 
 
 def verify_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """``patch_ncc`` of each real image with its candidate database images.
+    """``patch_ncc`` of each real image with its candidate database images (``verify_pairs``, batched).
 
     real: M×S×S float32, database: N×S×S float32, candidates: M×c int (−1 = no candidate).
-    Returns M×c float64 (−inf where there is no candidate). Rows run on a thread pool (OpenCV releases
-    the GIL), one worker per CPU."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
+    Returns M×c float64 (−inf where there is no candidate)."""
     candidates = np.asarray(candidates)
     out = np.full(candidates.shape, -np.inf)
-
-    def rows(i0: int, i1: int) -> None:
-        for i in range(i0, i1):
-            for j, c in enumerate(candidates[i]):
-                if c >= 0:
-                    out[i, j] = patch_ncc(real[i], database[c])
-
-    workers = max(1, min(os.cpu_count() or 1, 16))
-    step = max(1, -(-len(candidates) // (4 * workers)))
-    if workers == 1 or len(candidates) <= step:
-        rows(0, len(candidates))
-        return out
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i0: rows(i0, min(i0 + step, len(candidates))), range(0, len(candidates), step)))
+    i, j = np.nonzero(candidates >= 0)
+    out[i, j] = verify_pairs(real, database, i, candidates[i, j])
     return out
 
 
 def _ssim_filter(x: np.ndarray) -> np.ndarray:
-    """The SSIM window (11×11 Gaussian, σ = 1.5) over the valid region of one image (OpenCV, separable)."""
+    """The SSIM window (11×11 Gaussian, σ = 1.5) over the valid region of each of K images (K×H×W float32).
+
+    The images are stacked into one tall image for one OpenCV call (separable filter): a valid pixel's
+    window stays within its own image, so the stack changes nothing."""
     import cv2
 
     from fprt.runtime.methods.classical import SSIM_WIN, gaussian_window
 
     g = gaussian_window().astype(np.float32)
     h = SSIM_WIN // 2
-    return cv2.sepFilter2D(x, cv2.CV_32F, g, g, borderType=cv2.BORDER_CONSTANT)[h:-h, h:-h]
+    k, rows, width = x.shape
+    tall = cv2.sepFilter2D(np.ascontiguousarray(x, np.float32).reshape(k * rows, width), cv2.CV_32F, g, g,
+                           borderType=cv2.BORDER_CONSTANT)
+    return tall.reshape(k, rows, width)[:, h:-h, h:-h]
 
 
-def _moments(images: np.ndarray, rows) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    out = {}
-    for i in rows:
-        x = images[i]
-        mu = _ssim_filter(x)
-        out[int(i)] = (mu, _ssim_filter(x * x) - mu * mu)
-    return out
+def _moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu = _ssim_filter(images)
+    return mu, _ssim_filter(images * images) - mu * mu
+
+
+SSIM_BATCH = 16  # pairs per filter call (their maps stay in the CPU's cache)
 
 
 def ssim_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """SSIM of each real image with its candidates: M×c float64 (−inf where there is no candidate).
 
     The formula and constants of ``fprt.runtime.methods.classical`` (mean of the map over the valid
-    region); each image's local means and variances are filtered once, only the cross term per pair."""
+    region); each image's local means and variances are filtered once, only the cross term per pair,
+    in batches of pairs."""
     from fprt.runtime.methods.classical import SSIM_K1, SSIM_K2, SSIM_L
 
     c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
     cand = np.asarray(candidates)
-    real = np.asarray(real, np.float32)
-    database = np.asarray(database, np.float32)
     out = np.full(cand.shape, -np.inf)
-    mr = _moments(real, range(len(real)))
-    md = _moments(database, np.unique(cand[cand >= 0]))
-    for i, j in zip(*np.nonzero(cand >= 0)):
-        (mx, vx), (my, vy) = mr[int(i)], md[int(cand[i, j])]
-        cov = _ssim_filter(real[i] * database[cand[i, j]]) - mx * my
-        m = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        out[i, j] = float(m.mean(dtype=np.float64))
+    i, j = np.nonzero(cand >= 0)
+    used_r, rows = np.unique(i, return_inverse=True)
+    used_d, cols = np.unique(cand[i, j], return_inverse=True)
+    real = np.asarray(real, np.float32)[used_r]
+    database = np.asarray(database, np.float32)[used_d]
+    mr, vr = _moments(real)
+    md, vd = _moments(database)
+    values = np.empty(len(rows))
+    for k0 in range(0, len(rows), SSIM_BATCH):
+        r, d = rows[k0 : k0 + SSIM_BATCH], cols[k0 : k0 + SSIM_BATCH]
+        mx, my = mr[r], md[d]
+        mxy = mx * my
+        cov = _ssim_filter(real[r] * database[d])
+        cov -= mxy
+        cov *= 2
+        cov += c2  # 2·cov + C2
+        mxy *= 2
+        mxy += c1  # 2·μx·μy + C1
+        mxy *= cov  # the numerator
+        mx *= mx
+        my *= my
+        mx += my
+        mx += c1  # μx² + μy² + C1
+        var = vr[r] + vd[d]
+        var += c2
+        mx *= var  # the denominator
+        mxy /= mx
+        m = mxy
+        values[k0 : k0 + SSIM_BATCH] = m.mean(axis=(1, 2), dtype=np.float64)
+    out[i, j] = values
     return out
 
 

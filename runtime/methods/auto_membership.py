@@ -67,7 +67,17 @@ def cv_auc(x: np.ndarray, y: np.ndarray, folds: int) -> float:
 
 
 def fit_fusion(train: MembershipEvidence, y: np.ndarray, folds: int):
-    """(table rows, chosen feature list, fitted model): every single feature and the fused model by CV AUC."""
+    """(table rows, chosen feature list, fitted model): every single feature and the fused model by CV AUC.
+
+    The fits run with one BLAS thread (threadpoolctl): these small problems gain nothing from more, and
+    the threads' waiting made the fusion 2-3× slower on a shared 2-CPU machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_fusion(train, y, folds)
+
+
+def _fit_fusion(train: MembershipEvidence, y: np.ndarray, folds: int):
     names = train.names
     x = train.matrix(names)
     fused = _model().fit(x, y)

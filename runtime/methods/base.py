@@ -34,7 +34,7 @@ class MethodOptions:
     alpha: float = 0.5  # max-sigma: threshold = mu + alpha * sigma (Medhastra's alpha = 0.5)
     threshold: float | None = None  # a fixed decision threshold in the score's own units (overrides the rule's)
     ssim_size: int = 256  # ssim-max: images compared at this size
-    ssim_exact: bool = False  # ssim-max: every pair (slow) instead of the raw-pixel NCC candidates
+    ssim_exact: bool = False  # ssim-max: every pair (slow) instead of the prefilter's candidates
 
     def to_dict(self) -> dict[str, Any]:
         return {"k": self.k, "alpha": self.alpha, "threshold": self.threshold, "ssim_size": self.ssim_size,

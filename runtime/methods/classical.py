@@ -128,15 +128,64 @@ class SsimIndex:
         return vals, idxs
 
 
-SSIM_CANDIDATES = 64  # ssim-max prefilter: SSIM on each query's 64 nearest images by raw-pixel NCC
+SSIM_CANDIDATES = 32  # ssim-max prefilter: exact SSIM on the union of 32 candidates per query from each proxy (≤ 64)
+SSIM_PROXY_SIZE = 32  # px: the local mean and variance maps of the uncorrelated-SSIM proxy, pooled to 32×32
+
+
+def uncorrelated_ssim_maps(images: np.ndarray, size: int = SSIM_PROXY_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's SSIM local means and variances (``ssim_candidates``' filter, valid region), pooled to
+    size×size (OpenCV area interpolation): the per-image half of ``uncorrelated_ssim``. N×size² each."""
+    from fprt.runtime.evidence.geometry import _moments, resize_stack
+
+    mu, var = _moments(np.asarray(images, np.float32))
+    return (resize_stack(mu, size).reshape(len(mu), -1), resize_stack(var, size).reshape(len(var), -1))
+
+
+def uncorrelated_ssim_topk(queries, database, c: int, *, exclude_self: bool = False, block: int = 1 << 18) -> np.ndarray:
+    """Indices (M×c) of each query's c best database images by SSIM without its covariance term,
+    mean over the pooled maps of (2μxμy + C1)/(μx² + μy² + C1) · C2/(σx² + σy² + C2).
+
+    Between images that hold no copy of each other the covariance is near zero, so their SSIM is set by
+    what this keeps: how well the local brightness agrees (the body outline, the air) and how noisy each
+    image is. Raw-pixel NCC ranks copies; this ranks the rest. ``queries``/``database``: the pairs of
+    ``uncorrelated_ssim_maps``. Computed over blocks of queries (``block`` values at a time), never the
+    whole M×N matrix; ties → lower index."""
+    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
+    qm, qv = (np.asarray(x, np.float32) for x in queries)
+    dm, dv = (np.asarray(x, np.float32) for x in database)
+    n, p = dm.shape
+    out = np.empty((len(qm), c), np.int64)
+    dm2 = dm * dm + np.float32(c1)
+    step = max(1, block // max(1, n * p))
+    for i0 in range(0, len(qm), step):
+        mx, vx = qm[i0 : i0 + step, None], qv[i0 : i0 + step, None]
+        lum = (2 * mx) * dm[None]
+        lum += np.float32(c1)
+        lum /= dm2[None] + mx * mx
+        lum /= dv[None] + (vx + np.float32(c2))
+        s = lum.mean(2, dtype=np.float64) * c2
+        if exclude_self:
+            s[np.arange(len(s)), np.arange(i0, i0 + len(s))] = -np.inf
+        out[i0 : i0 + len(s)] = np.argsort(-s, axis=1, kind="stable")[:, :c]
+    return out
+
+
+def _row_union(*index_lists: np.ndarray) -> np.ndarray:
+    """Row-wise union of index lists (M×c each) → M×w ascending, padded with −1 at the end."""
+    x = np.sort(np.concatenate(index_lists, 1), axis=1)
+    x[:, 1:][x[:, 1:] == x[:, :-1]] = -1
+    x = np.where(x < 0, np.iinfo(np.int64).max, x)
+    x.sort(axis=1)
+    return np.where(x == np.iinfo(np.int64).max, -1, x)
 
 
 def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, candidates: int = SSIM_CANDIDATES,
                           exclude_self: bool = False):
-    """``SsimIndex.topk`` on candidates: SSIM only on each query's ``candidates`` nearest database images by
-    raw-pixel NCC at 32×32 (``fprt.runtime.similarity`` top-k, never all pairs). Same return shapes;
-    the values are the exact SSIM of the pairs kept, the maximum can be missed when the most similar
-    image by SSIM is not among the candidates (recall measured in benchmarks/bench_evidence_membership.py)."""
+    """``SsimIndex.topk`` on candidates: exact SSIM only on the union of each query's ``candidates``
+    nearest database images by raw-pixel NCC at 32×32 (``fprt.runtime.similarity`` top-k: copies) and its
+    ``candidates`` best by ``uncorrelated_ssim_topk`` (the rest), never all pairs. Same return shapes;
+    the values are the exact SSIM of the pairs kept; the maximum is missed only when neither proxy ranks
+    the most similar image among its candidates (recall measured in benchmarks/bench_evidence_membership.py)."""
     from fprt.runtime.evidence.geometry import ssim_candidates
     from fprt.runtime.evidence.membership import pixel_vectors
     from fprt.runtime.methods.reductions import search
@@ -144,10 +193,15 @@ def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, 
     n = len(database)
     k = min(k, n - 1 if exclude_self else n)
     c = max(k, min(candidates, n - 1 if exclude_self else n))
+    queries = np.asarray(queries, np.float32)
+    database = queries if exclude_self else np.asarray(database, np.float32)
     pq = pixel_vectors(queries)
     pd = pq if exclude_self else pixel_vectors(database)
-    cand = search(pq, pd, metric="cosine", k=c, exclude_self=exclude_self).row_indices
-    s = ssim_candidates(np.asarray(queries, np.float32), np.asarray(database, np.float32), cand)
+    by_ncc = search(pq, pd, metric="cosine", k=c, exclude_self=exclude_self).row_indices
+    mq = uncorrelated_ssim_maps(queries)
+    md = mq if exclude_self else uncorrelated_ssim_maps(database)
+    cand = _row_union(by_ncc, uncorrelated_ssim_topk(mq, md, c, exclude_self=exclude_self))
+    s = ssim_candidates(queries, database, cand)
     order = np.argsort(-s, axis=1, kind="stable")
     idx = np.take_along_axis(cand, order, 1)[:, :k]
     return np.take_along_axis(s, order, 1)[:, :k], idx

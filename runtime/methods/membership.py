@@ -23,9 +23,11 @@ alike; L2 as negative distance). ``s(r)`` below is a real image's best closeness
   (column top-1). ``vcmi-std`` is fprt's variant: s(r) above mean + 3·std of all real×real
   closenesses (the overview names no such rule).
 - ``ssim-max`` (VCMI 2023's winning run, F1 0.802): ``vcmi-max`` on SSIM of the pixels. By default
-  SSIM is computed on each real image's candidates only (its 64 nearest images by raw-pixel NCC at
-  32×32, through the similarity extension); ``--ssim-exact`` computes every pair
-  (benchmarks/bench_evidence_membership.py measures the candidates' recall of the exact maximum).
+  SSIM is computed on each real image's candidates only (the union of its 32 nearest images by
+  raw-pixel NCC at 32×32, through the similarity extension, and its 32 best by SSIM without the
+  covariance term on 32×32 pooled local means and variances: ``classical.ssim_topk_prefiltered``);
+  ``--ssim-exact`` computes every pair (benchmarks/bench_evidence_membership.py measures the
+  candidates' recall of the exact maximum).
 - ``phash`` (DMK 2023): pHash Hamming distance; used when the nearest generated hash is closer than
   any two real images' hashes are (or within ``--threshold`` bits).
 """
@@ -276,7 +278,7 @@ class SsimMax(_MaxBase):
             columns={"max_ssim_to_generated": s, "max_ssim_to_other_real": rr[:, 0]},
             neighbours=neighbour_names(idx, ctx.names("test_generated")), neighbour_scores=vals,
             neighbour_score_name="SSIM to the nearest generated images", params={"threshold_ssim": t, "ssim_size": ctx.options.ssim_size,
-                    "pairs": "all" if ctx.options.ssim_exact else "raw-pixel NCC candidates"},
+                    "pairs": "all" if ctx.options.ssim_exact else "raw-pixel NCC and uncorrelated-SSIM candidates"},
         )
 
 

@@ -48,23 +48,34 @@ def test_phash_against_dct_definition(rng):
     assert hamming_from_ip(pa @ pb) == np.count_nonzero(a != b)
 
 
+def _skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    return structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+
+
 def test_ssim_prefiltered_topk_against_the_exact_path():
-    """ssim-max's default: SSIM on raw-pixel NCC candidates. Its values are exact SSIM values, never above the
-    exact maximum, and it finds the exact maximum for (nearly) every query on scan-like data."""
+    """ssim-max's default: exact SSIM on the union of two proxies' candidates (raw-pixel NCC, SSIM without its
+    covariance term). Its values are exact SSIM values (scikit-image as oracle), never above the exact maximum,
+    and they find the exact maximum (to 1e-6) for (nearly) every query on scan-like data with less than half
+    of the database as candidates (measured: every query; with seed 3, 22 of 24, the two misses within 0.002)."""
     from membership_testkit import body_templates, draw_split
 
     from fprt.runtime.methods.classical import SsimIndex, ssim_topk_prefiltered
 
     rng = np.random.default_rng(2)
-    used, not_used, gen, _ = draw_split(rng, body_templates(rng), 12, 12, 40)
-    real, gen = np.stack(used + not_used), np.stack(gen)
-    ev, ei = SsimIndex(gen).topk(real, 3)
-    pv, pi = ssim_topk_prefiltered(real, gen, 3, candidates=16)
-    assert pv.shape == ev.shape and pi.shape == ei.shape
-    assert np.all(pv[:, 0] <= ev[:, 0] + 1e-5)
-    found = np.isclose(pv[:, 0], ev[:, 0], atol=1e-5)
-    assert found.mean() >= 0.95, found.mean()
-    assert np.allclose(pv[found, 0], ev[found, 0], atol=1e-5) and np.array_equal(pi[found, 0], ei[found, 0])
+    used, not_used, gen, _ = draw_split(rng, body_templates(rng), 12, 12, 60)
+    real, gen = np.stack(used + not_used), np.stack(gen)  # 24 real, 72 generated (36 traces)
+    exact = np.array([[_skimage_ssim(a, b) for b in gen] for a in real])
+    pv, pi = ssim_topk_prefiltered(real, gen, 3, candidates=16)  # at most 32 of 72 get an exact SSIM
+    assert pv.shape == pi.shape == (24, 3)
+    np.testing.assert_allclose(pv, np.take_along_axis(exact, pi, 1), atol=1e-5)
+    assert np.all(pv[:, 0] <= exact.max(1) + 1e-6)
+    found = np.abs(pv[:, 0] - exact.max(1)) <= 1e-6
+    assert found.mean() >= 0.95, found.mean()  # recall of the exact maximum (measured 1.0)
+    assert np.all(exact.max(1) - pv[:, 0] < 0.01)
+    ev, ei = SsimIndex(gen).topk(real, 1)
+    assert np.array_equal(pi[found, 0], ei[found, 0])
     rv, _ = SsimIndex(real).topk(real, 1, exclude_self=True)
     qv, qi = ssim_topk_prefiltered(real, real, 1, exclude_self=True, candidates=8)
     assert np.all(qi[:, 0] != np.arange(len(real))) and np.all(qv[:, 0] <= rv[:, 0] + 1e-5)
