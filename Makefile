@@ -17,7 +17,7 @@ FPRT    := $(VENV)/bin/fprt
 
 # The main job on built-in demo data; every step is one `fprt` command a user can run too:
 # demo data -> data summary -> train a Siamese net -> export to ONNX (+ parity, INT8 gate) -> score + metrics.
-# About 5 minutes on 2 CPU cores (DEMO_EPOCHS / DEMO_SIZE make it shorter or better).
+# About 7 minutes on 2 CPU cores (DEMO_EPOCHS / DEMO_SIZE make it shorter or better).
 DEMO_SIZE   ?= 128
 DEMO_EPOCHS ?= 8
 DEMO_TRAIN  := --size $(DEMO_SIZE) --epochs $(DEMO_EPOCHS) --lr 1e-3
