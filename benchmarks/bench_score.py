@@ -36,9 +36,10 @@ from pathlib import Path
 import numpy as np
 
 
-def siamese_onnx(work: Path, task: str = "membership") -> Path:
-    """Export an untrained siamese_cnn to ONNX (cached in ``work``)."""
-    out = work / f"siamese_cnn_{task}.onnx"
+def siamese_onnx(work: Path, task: str = "membership", *, uint8_input: bool = False) -> Path:
+    """Export an untrained siamese_cnn to ONNX (cached in ``work``); ``uint8_input``: the graph takes the
+    decoded uint8 pixels and normalises them itself (``fprt export-onnx --uint8-input``, as ``make demo`` does)."""
+    out = work / f"siamese_cnn_{task}{'_uint8' if uint8_input else ''}.onnx"
     if out.exists():
         return out
     from fprt.export import export_onnx
@@ -52,7 +53,7 @@ def siamese_onnx(work: Path, task: str = "membership") -> Path:
     model = create_model("siamese_cnn").eval()
     meta = ModelMeta(model="siamese_cnn", kind="embedding", task=task, preprocess=Preprocess(size=256),
                      class_names=["not_used", "used"], metric="l2", embedding_dim=256)
-    export_onnx(model, out, meta=meta, log=lambda line: None)
+    export_onnx(model, out, meta=meta, log=lambda line: None, uint8_input=uint8_input)
     return out
 
 
@@ -60,16 +61,15 @@ def model_only(model: Path, pixels: np.ndarray, threads: int, batch: int, rounds
     from fprt.runtime.backends import load_backend
 
     b = load_backend(model, threads=threads)
-    x = b.meta.preprocess.normalize_uint8(pixels)
+    feeds = [b.prepare_inputs(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]  # the graph's own inputs
     sess = b.embed_session.session
-    name = "image"
-    sess.run(None, {name: x[:batch]})  # warm-up
+    sess.run(None, feeds[0])  # warm-up
     t0 = time.perf_counter()
     n = 0
     for _ in range(rounds):
-        for i in range(0, len(x), batch):
-            sess.run(None, {name: x[i : i + batch]})
-            n += len(x[i : i + batch])
+        for feed in feeds:
+            sess.run(None, feed)
+            n += len(feed["image"])
     return n / (time.perf_counter() - t0)
 
 
@@ -231,6 +231,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="a membership dataset with a test split (e.g. 10k real + 25k generated)")
     p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--uint8-input", action="store_true", help="without --model: export the graph with uint8 input")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fprt-bench-score")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
@@ -240,7 +241,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     p.add_argument("--chart", type=Path, default=None, help="write the per-stage time chart (PNG) here")
     a = p.parse_args(argv)
-    res = run(a.data, a.model, a.work, threads=a.threads, workers=a.workers, batch=a.batch, sample=a.sample,
+    model = a.model or siamese_onnx(a.work, uint8_input=a.uint8_input)
+    res = run(a.data, model, a.work, threads=a.threads, workers=a.workers, batch=a.batch, sample=a.sample,
               method=a.method)
     print_table(res)
     if a.chart:
