@@ -231,9 +231,9 @@ class EmbeddingCache:
         self.stats = CacheStats()
         self.spaces = {name: CacheNamespace(self.root / model_sha256 / _safe(name), self.stats) for name in self.outputs}
 
-    def has(self, key: bytes) -> bool:
-        """True when every output of ``key`` is indexed (no I/O; safe to call from worker threads)."""
-        return all(key in space for space in self.spaces.values())
+    def has(self, key: bytes, outputs: tuple[str, ...] | None = None) -> bool:
+        """True when every output of ``key`` (or each of ``outputs``) is indexed (no I/O; safe from worker threads)."""
+        return all(key in self.spaces[name] for name in (self.outputs if outputs is None else outputs))
 
     def lookup(self, keys: list[bytes]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(mask of keys with every output cached, {output: rows of those keys in order})."""

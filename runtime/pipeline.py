@@ -135,7 +135,7 @@ class Embedder:
 
     def has_model_outputs(self, key: bytes) -> bool:
         """True when the cache holds the model's outputs of ``key`` (its pixel features may be missing)."""
-        return self.cache is not None and all(key in self.cache.spaces[n] for n in self.model_outputs)
+        return self.cache is not None and self.cache.has(key, self.model_outputs)
 
     def prepare(self, pixels: np.ndarray):
         """The model's inputs for a batch of pixels (normalisation), done in the decode stage."""

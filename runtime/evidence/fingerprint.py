@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -145,12 +146,14 @@ def n_fingerprint(bins: int = SPECTRUM_BINS) -> int:
     return TILE * TILE + bins * bins + 1
 
 
+FEATURE_NAMES = ("fingerprint", "pixels_small")
 PER_IMAGE = {"fingerprint": fingerprint_of, "pixels_small": small_of}
+PER_BATCH = {"fingerprint": fingerprint_features, "pixels_small": small_pixels}
 
 
-def feature_blocks(pixels) -> dict[str, np.ndarray]:
-    """Both pixel feature blocks of a batch: ``fingerprint`` and ``pixels_small``."""
-    return {"fingerprint": fingerprint_features(pixels), "pixels_small": small_pixels(pixels)}
+def feature_blocks(pixels, names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, np.ndarray]:
+    """The pixel feature blocks ``names`` of a batch (default both: ``fingerprint`` and ``pixels_small``)."""
+    return {name: PER_BATCH[name](pixels) for name in names}
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ class PixelFeatureSpec:
     They travel and are cached as extra outputs of the embedder, under names that carry the size and
     ``VERSION``: ``output(name)``."""
 
-    names: tuple[str, ...] = ("fingerprint", "pixels_small")
+    names: tuple[str, ...] = FEATURE_NAMES
     size: int = 256
 
     def output(self, name: str) -> str:
@@ -171,15 +174,16 @@ class PixelFeatureSpec:
     def outputs(self) -> tuple[str, ...]:
         return tuple(self.output(n) for n in self.names)
 
-    def compute(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """A decoded H×W uint8 image (any size: resized to ``size`` like ``blocks_of_files``) → one row per output."""
+    @cached_property
+    def _resize(self):
         from fprt.preprocess import Preprocess
 
-        image = Preprocess(size=self.size).resize_uint8(image)
+        return Preprocess(size=self.size).resize_uint8
+
+    def compute(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """A decoded H×W uint8 image (any size: resized to ``size`` like ``blocks_of_files``) → one row per output."""
+        image = self._resize(image)
         return {self.output(n): PER_IMAGE[n](image) for n in self.names}
-
-
-FEATURE_NAMES = ("fingerprint", "pixels_small")
 
 
 def native_size(path) -> int:
@@ -219,11 +223,8 @@ def blocks_of_files(paths, *, size: int | None = None, workers: int | None = Non
     pre = Preprocess(size=size or native_size(paths[0]))
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
 
-    compute = {"fingerprint": fingerprint_features, "pixels_small": small_pixels}
-
     def one(chunk):
-        pixels = np.concatenate([b.pixels for b in iter_batches(chunk, pre, len(chunk), 0, "stop")])
-        return {name: compute[name](pixels) for name in names}
+        return feature_blocks(np.concatenate([b.pixels for b in iter_batches(chunk, pre, len(chunk), 0, "stop")]), names)
 
     n = workers if workers is not None else min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max(1, n)) as pool:  # OpenCV and NumPy's FFT release the GIL
