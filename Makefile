@@ -37,14 +37,14 @@ demo: $(STAMP)
 	$(FPRT) info --data $(DEMO)/subsets
 	rm -rf $(DEMO)/runs/subsets
 	$(FPRT) train siamese --data $(DEMO)/subsets --out $(DEMO)/runs/subsets $(DEMO_TRAIN)
-	$(FPRT) export-onnx --model $(DEMO)/runs/subsets --out $(DEMO)/subsets.onnx --uint8-input
-	$(FPRT) export-onnx --model $(DEMO)/runs/subsets --out $(DEMO)/subsets-int8.onnx --uint8-input --int8
+	$(FPRT) export-onnx --model $(DEMO)/runs/subsets --out $(DEMO)/subsets.onnx
+	$(FPRT) export-onnx --model $(DEMO)/runs/subsets --out $(DEMO)/subsets-int8.onnx --int8
 	$(FPRT) score --data $(DEMO)/subsets --model $(DEMO)/subsets.onnx --out $(DEMO)/score-subsets --overwrite --labels $(DEMO)/subsets/test/labels.csv
 	$(FPRT) make-demo-data --out $(DEMO)/membership --task membership --overwrite
 	$(FPRT) info --data $(DEMO)/membership
 	rm -rf $(DEMO)/runs/membership
 	$(FPRT) train siamese --data $(DEMO)/membership --out $(DEMO)/runs/membership $(DEMO_TRAIN)
-	$(FPRT) export-onnx --model $(DEMO)/runs/membership --out $(DEMO)/membership.onnx --uint8-input
+	$(FPRT) export-onnx --model $(DEMO)/runs/membership --out $(DEMO)/membership.onnx
 	$(FPRT) score --data $(DEMO)/membership --model $(DEMO)/membership.onnx --out $(DEMO)/score-membership --overwrite --labels $(DEMO)/membership/test/labels.csv
 	$(FPRT) report --out $(DEMO)/score-subsets --labels $(DEMO)/subsets/test/labels.csv
 	$(FPRT) report --out $(DEMO)/score-membership --labels $(DEMO)/membership/test/labels.csv

@@ -42,7 +42,7 @@ TRAIN_SHARE = 2 / 7  # of the images: training (half real, half generated); the 
 
 
 def siamese_onnx(work: Path) -> Path:
-    out = work / "siamese_cnn_subsets.onnx"
+    out = work / "siamese_cnn_subsets_uint8.onnx"  # fprt export-onnx's default: uint8 input
     if out.exists():
         return out
     import torch

@@ -5,8 +5,9 @@
 Contenders, in this order (each end-to-end run is compared with the mean of the model-only runs
 just before and just after it, so both see the same background load):
 
-1. model only: ONNX Runtime ``session.run`` on pre-decoded, pre-normalised float32 batches (the best
-   the pipeline could do);
+1. model only: ONNX Runtime ``session.run`` on pre-decoded batches in the graph's own input type (uint8 for
+   the default export, which normalises inside the graph; normalised float32 for ``--float-input``): the
+   best the pipeline could do;
 2. end to end, files in the page cache, empty embedding cache: ``fprt.runtime.score`` (read + hash +
    decode + infer + store, similarity, decisions, outputs), with its per-stage breakdown and start-up
    costs from summary.json;
@@ -38,10 +39,11 @@ from pathlib import Path
 import numpy as np
 
 
-def siamese_onnx(work: Path, task: str = "membership", *, uint8_input: bool = False) -> Path:
-    """Export an untrained siamese_cnn to ONNX (cached in ``work``); ``uint8_input``: the graph takes the
-    decoded uint8 pixels and normalises them itself (``fprt export-onnx --uint8-input``, as ``make demo`` does)."""
-    out = work / f"siamese_cnn_{task}{'_uint8' if uint8_input else ''}.onnx"
+def siamese_onnx(work: Path, task: str = "membership", *, uint8_input: bool = True) -> Path:
+    """Export an untrained siamese_cnn to ONNX (cached in ``work``) as ``fprt export-onnx`` does by default: the
+    graph takes the decoded uint8 pixels and normalises them itself; ``uint8_input=False``: normalised float32
+    input (``--float-input``, the pipeline normalises in NumPy)."""
+    out = work / f"siamese_cnn_{task}_{'uint8' if uint8_input else 'float'}.onnx"
     if out.exists():
         return out
     from fprt.export import export_onnx
@@ -247,7 +249,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="a membership dataset with a test split (e.g. 10k real + 25k generated)")
     p.add_argument("--model", type=Path, default=None)
-    p.add_argument("--uint8-input", action="store_true", help="without --model: export the graph with uint8 input")
+    p.add_argument("--float-input", action="store_true", help="without --model: export the graph with normalised "
+                   "float32 input instead of the default uint8 (fprt export-onnx --float-input)")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fprt-bench-score")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
@@ -260,7 +263,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     p.add_argument("--chart", type=Path, default=None, help="write the per-stage time chart (PNG) here")
     a = p.parse_args(argv)
-    model = a.model or siamese_onnx(a.work, uint8_input=a.uint8_input)
+    model = a.model or siamese_onnx(a.work, uint8_input=not a.float_input)
     res = run(a.data, model, a.work, threads=a.threads, workers=a.workers, batch=a.batch, sample=a.sample,
               method=a.method, rounds=a.rounds, peer_rounds=a.peer_rounds)
     print_table(res)

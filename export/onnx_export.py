@@ -178,7 +178,7 @@ def export_onnx(
     fp16: bool = False,
     int8: bool = False,
     calib: str | os.PathLike | None = None,
-    uint8_input: bool = False,
+    uint8_input: bool = True,
     images=None,
     n_images: int = 32,
     batch_sizes=DEFAULT_BATCHES,

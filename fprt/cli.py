@@ -298,7 +298,7 @@ def export_onnx_cmd(
     fp16: bool = typer.Option(False, "--fp16", help="FP16 weights and compute, float32 inputs/outputs kept (for GPUs / TensorRT)."),
     int8: bool = typer.Option(False, "--int8", help="Static INT8 QDQ for ONNX Runtime's CPU EP, calibrated on --calib."),
     calib: Optional[str] = typer.Option(None, "--calib", metavar="DIR", show_default="the run's training data", help="Folder of real images (or a training dataset) to calibrate INT8 on."),
-    uint8_input: bool = typer.Option(False, "--uint8-input", help="The graph takes raw uint8 N×1×H×W pixels and normalises them itself."),
+    uint8_input: bool = typer.Option(True, "--uint8-input/--float-input", help="uint8: the graph takes the decoded N×1×H×W pixels and normalises them itself (less CPU work and 4× less data to move per image); float: it takes normalised float32 N×C×H×W."),
     images: Optional[str] = typer.Option(None, "--images", metavar="DIR", show_default="--calib, else the run's data", help="Folder of real images for the parity check."),
     max_drop: float = typer.Option(0.02, "--max-drop", help="INT8 gate: the largest accuracy drop against fp32 allowed."),
     no_reduce_range: bool = typer.Option(False, "--no-reduce-range", help="INT8: 8-bit weights (for CPUs with VNNI)."),

@@ -4,7 +4,7 @@ One small, frozen, serialisable value. The trainer stores it in the run's config
 into the ONNX metadata, the runtime reads it back, so training and scoring cannot disagree (the
 AIMultimediaLab code trained on [0, 255] and scored on [0, 1]; fprt cannot make that mistake).
 
-The work is split in two steps so that an ONNX graph can take raw pixels (``--uint8-input``):
+The work is split in two steps so that an ONNX graph can take raw pixels (the default export; ``--float-input`` for the other kind):
 
 1. ``resize_uint8``: H×W uint8 → size×size uint8, with PIL (deterministic, bit-exact).
 2. ``normalize_uint8``: N×H×W uint8 → N×C×H×W float32:

@@ -5,7 +5,7 @@ threshold) and runs it. The pipeline only ever calls three things:
 
 - ``infer(pixels)``: N×S×S uint8 pixels (already resized by ``meta.preprocess``) → the model's
   per-image outputs as a dict (``embedding``, and ``logits`` for classifiers). The backend does
-  the normalisation itself, or hands raw uint8 to a graph exported with ``--uint8-input``.
+  the normalisation itself, or hands raw uint8 to a graph that takes them (the default export since 2026-12-04).
 - ``pair_probability(a, b)``: pair scorers only — N pairs of pixel batches → N probabilities.
 - ``forward(inputs)``: the raw graph call, a dict of named arrays → a dict of named outputs.
 
@@ -118,7 +118,7 @@ class Backend(abc.ABC):
     # ---------------------------------------------------------------- the raw call
     @abc.abstractmethod
     def forward(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Run the graph: named inputs (float32 N×C×H×W, or uint8 for --uint8-input graphs) → named outputs."""
+        """Run the graph: named inputs (float32 N×C×H×W, or uint8 for uint8-input graphs, the default export) → named outputs."""
 
     # ---------------------------------------------------------------- what the pipeline calls
     @property

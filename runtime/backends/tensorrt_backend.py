@@ -3,7 +3,7 @@
 GPU only. ``load_engine`` checks the engine against this machine (TensorRT version, GPU, compute
 capability, bytes) and returns the runner plus the ``ModelMeta`` recorded when it was built; this
 adapter only turns uint8 pixels into the engine's input tensors (normalised with the model's
-``Preprocess``, or raw for a ``--uint8-input`` engine) and returns the runner's CUDA tensors, so
+``Preprocess``, or raw for a uint8-input engine, the default export) and returns the runner's CUDA tensors, so
 embeddings stay on the device. Pair engines need the embed engine beside them
 (``<stem>.embed.plan`` / ``.engine``) for the neighbour search.
 

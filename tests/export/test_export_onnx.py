@@ -137,11 +137,14 @@ def test_synthetic_images_are_labelled(tmp_path):
     assert "SYNTHETIC" in result.report_lines()[0]
 
 
-def test_fp16_export_keeps_float32_io_and_passes_fp16_bars(tmp_path, dataset_dir):
+@pytest.mark.parametrize("uint8_input", [True, False], ids=["uint8-input", "float-input"])
+def test_fp16_export_keeps_its_io_types_and_passes_fp16_bars(tmp_path, dataset_dir, uint8_input):
     model, meta = make_model("embedding")
-    result = export_onnx(model, tmp_path / "m16.onnx", meta=meta, fp16=True, images=dataset_dir, log=lambda s: None)
+    result = export_onnx(model, tmp_path / "m16.onnx", meta=meta, fp16=True, uint8_input=uint8_input, images=dataset_dir,
+                         log=lambda s: None)
     proto = onnx.load(str(result.path))
-    assert {i.type.tensor_type.elem_type for i in proto.graph.input} == {onnx.TensorProto.FLOAT}
+    want = onnx.TensorProto.UINT8 if uint8_input else onnx.TensorProto.FLOAT
+    assert {i.type.tensor_type.elem_type for i in proto.graph.input} == {want}
     assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {onnx.TensorProto.FLOAT}
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
     fp16 = [r for r in result.parity if r.precision == "fp16"]
@@ -165,7 +168,7 @@ def test_int8_export_on_labelled_calibration_passes_gate(tmp_path, dataset_dir, 
 
     calib = calibration_set(dataset_dir, meta.preprocess)
     assert len(calib) == 48 and calib.labels.count("t2") == 16
-    emb8 = make_session(result.path).run(None, {"image": meta.preprocess.normalize_uint8(calib.pixels)})[0]
+    emb8 = make_session(result.path).run(None, {"image": calib.pixels[:, None]})[0]  # a uint8-input graph (the default)
     cents = np.asarray(meta.centroids)
     pred = ((emb8[:, None, :] - cents[None]) ** 2).sum(-1).argmin(1)
     acc8 = float((np.array(CLASSES)[pred] == np.array(calib.labels)).mean())

@@ -31,14 +31,17 @@ CPU = (torch.device("cpu"), "Fake GPU 80GB", "9.0")  # injected device info: (de
 
 @pytest.fixture(scope="module")
 def onnx_files(tmp_path_factory):
-    """fp32 and fp16 exports of the tiny embedding model, and a pair model (TorchScript exporter: fast)."""
+    """fp32 and fp16 float-input exports of the tiny embedding model, a pair model (TorchScript exporter: fast), and
+    the default export (uint8 input, the graph normalises)."""
     root = tmp_path_factory.mktemp("trt")
     model, meta = make_model("embedding")
-    fp32 = export_onnx(model, root / "m.onnx", meta=meta, batch_sizes=(1, 2), exporter="torchscript", log=lambda s: None).path
-    fp16 = export_onnx(model, root / "m16.onnx", meta=meta, fp16=True, batch_sizes=(1, 2), exporter="torchscript", log=lambda s: None).path
+    kw = dict(batch_sizes=(1, 2), exporter="torchscript", log=lambda s: None)
+    fp32 = export_onnx(model, root / "m.onnx", meta=meta, uint8_input=False, **kw).path
+    fp16 = export_onnx(model, root / "m16.onnx", meta=meta, fp16=True, uint8_input=False, **kw).path
+    fp32_u8 = export_onnx(model, root / "m_u8.onnx", meta=meta, **kw).path
     pmodel, pmeta = make_model("pair")
-    pair = export_onnx(pmodel, root / "p.onnx", meta=pmeta, batch_sizes=(1, 2), exporter="torchscript", log=lambda s: None).path
-    return {"fp32": fp32, "fp16": fp16, "pair": pair, "model": model, "meta": meta}
+    pair = export_onnx(pmodel, root / "p.onnx", meta=pmeta, uint8_input=False, **kw).path
+    return {"fp32": fp32, "fp16": fp16, "fp32_u8": fp32_u8, "pair": pair, "model": model, "meta": meta}
 
 
 # ---------------------------------------------------------------- profiles and keys
@@ -206,7 +209,8 @@ def test_build_on_tensorrt10_fp16_flag_profile_timing_cache_and_reuse(onnx_files
     assert r5.reused.startswith("cache ") and out.exists()
 
 
-def test_build_on_tensorrt11_converts_to_fp16_onnx_and_never_sets_precision_flags(onnx_files, tmp_path):
+@pytest.mark.parametrize("graph", ["fp32", "fp32_u8"], ids=["float-input", "uint8-input"])
+def test_build_on_tensorrt11_converts_to_fp16_onnx_and_never_sets_precision_flags(onnx_files, tmp_path, graph):
     trt = make_fake_trt("11.0.0")
     parsed = {}
     real_parser = trt.OnnxParser
@@ -217,24 +221,28 @@ def test_build_on_tensorrt11_converts_to_fp16_onnx_and_never_sets_precision_flag
             return super().parse(data)
 
     trt.OnnxParser = SpyParser
-    r = T.build_engine(onnx_files["fp32"], tmp_path / "m.plan", fp16=True, _trt=trt, _device_info=CPU, log=lambda s: None)
+    r = T.build_engine(onnx_files[graph], tmp_path / "m.plan", fp16=True, _trt=trt, _device_info=CPU, log=lambda s: None)
     assert r.plan.convert_fp16 and r.plan.strongly_typed and not r.plan.fp16_flag
     assert ("create_network", 0) in trt.calls  # STRONGLY_TYPED is implied (and deprecated) on 11
     assert not [c for c in trt.calls if c[0] == "set_flag"]
 
-    # the FP16 ONNX TensorRT 11 builds from: FP16 weights, float32 I/O, and it still computes the model
+    # the FP16 ONNX TensorRT 11 builds from: FP16 weights, the graph's input type (TensorRT casts uint8 itself),
+    # float32 output, and it still computes the model
     proto = onnx.load_from_string(parsed["bytes"])
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
-    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    uint8_input = graph == "fp32_u8"
+    want = onnx.TensorProto.UINT8 if uint8_input else onnx.TensorProto.FLOAT
+    assert proto.graph.input[0].type.tensor_type.elem_type == want
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     from fprt.export.ort import make_session
     from fprt.export.parity import row_cosine
 
     meta = onnx_files["meta"]
-    x = meta.preprocess.normalize_uint8(np.random.default_rng(0).integers(0, 256, (6, 64, 64), dtype=np.uint8))
+    raw = np.random.default_rng(0).integers(0, 256, (6, 64, 64), dtype=np.uint8)
+    x = meta.preprocess.normalize_uint8(raw)
     with torch.no_grad():
         ref = onnx_files["model"](torch.from_numpy(x)).numpy()
-    got = make_session(proto).run(None, {"image": x})[0]
+    got = make_session(proto).run(None, {"image": raw[:, None] if uint8_input else x})[0]
     assert row_cosine(ref, got).min() >= 0.999
     assert json.loads(sidecar_path(tmp_path / "m.plan").read_text())["key"]["onnx_sha256"] != ""
 
