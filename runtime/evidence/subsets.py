@@ -25,6 +25,7 @@ extension); there is no Python loop over pairs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -310,32 +311,55 @@ def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[li
     y_cv = y[plan.rows]
     folds = folds_for(y_cv, seed)
     has_real = len(yr) > 0
-    out: list[Candidate] = []
 
-    def add(build, *args, **kw) -> None:
+    def build(job) -> Candidate:
+        fn, args, kw = job
         t0 = time.perf_counter()
-        cand = build(*args, **kw)
+        cand = fn(*args, **kw)
         if len(cand.oof) != len(y_cv):  # centroid / k-NN score every training image: keep the CV sample's
             cand.oof = cand.oof[plan.rows]
             cand.cv_accuracy = accuracy(cand.oof, y_cv)
         cand.seconds = time.perf_counter() - t0
-        out.append(cand)
+        return cand
 
+    jobs = []
     if inp.emb_gen is not None:
         real = inp.emb_real if has_real else inp.emb_gen[:0]
         if inp.centroids is not None or set(yr.tolist()) == set(range(k)):  # a centroid for every subset
-            add(centroid_candidate, inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, inp.centroids)
-        add(knn_candidate, inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, n_neighbours)
+            jobs.append((centroid_candidate, (inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, inp.centroids), {}))
+        jobs.append((knn_candidate, (inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, n_neighbours), {}))
         if not inp.embedding_is_pixels:
-            add(probe_candidate, "probe_embedding", inp.emb_gen, y, inp.emb_test, folds, k, real, yr, plan=plan)
+            jobs.append((probe_candidate, ("probe_embedding", inp.emb_gen, y, inp.emb_test, folds, k, real, yr),
+                         {"plan": plan}))
     px_real = inp.px_real["pixels_small"] if has_real else None
-    add(probe_candidate, "probe_pixels", inp.px_gen["pixels_small"], y, inp.px_test["pixels_small"], folds, k,
-        px_real, yr if has_real else None, plan=plan)
-    add(probe_candidate, "fingerprint", inp.px_gen["fingerprint"], y, inp.px_test["fingerprint"], folds, k, plan=plan)
+    jobs.append((probe_candidate, ("probe_pixels", inp.px_gen["pixels_small"], y, inp.px_test["pixels_small"], folds, k,
+                                   px_real, yr if has_real else None), {"plan": plan}))
+    jobs.append((probe_candidate, ("fingerprint", inp.px_gen["fingerprint"], y, inp.px_test["fingerprint"], folds, k),
+                 {"plan": plan}))
+    out = side_by_side(build, jobs)
     if len(out) > 1:
-        add(stacked_candidate, list(out), y_cv, folds, k)
+        out.append(build((stacked_candidate, (list(out), y_cv, folds, k), {})))
     if inp.classifier_gen is not None:
         scores = inp.classifier_gen[plan.rows]
         out.append(Candidate("classifier", scores, inp.classifier_test, accuracy(scores, y_cv), in_sample=True))
     inp.cv_plan = plan
     return out, folds
+
+
+def side_by_side(fn, jobs: list) -> list:
+    """``[fn(job) for job in jobs]``, the jobs running on one thread per core, largest first (the probes on
+    thousands of pixels before the centroid): each is independent and single-threaded (one BLAS thread, see
+    ``candidates``), so the results are the same as one after the other, in the same order. NumPy, BLAS and
+    scikit-learn's loss release the GIL. The evidence runs after the embedding, when the cores are free."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        return [fn(job) for job in jobs]
+
+    def size(i: int) -> int:
+        return -sum(int(np.size(a)) for a in jobs[i][1] if isinstance(a, np.ndarray))
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fprt-evidence") as pool:
+        futures = {i: pool.submit(fn, jobs[i]) for i in sorted(range(len(jobs)), key=size)}
+        return [futures[i].result() for i in range(len(jobs))]

@@ -315,3 +315,31 @@ def test_large_training_splits_cross_validate_on_a_stratified_sample(monkeypatch
     assert sizes.count(48 + 60) == 10 and sizes.count(n_gen + n_real) == 2  # probe_embedding, probe_pixels
     assert sizes.count(48) == 5 + 5 and sizes.count(n_gen) == 1  # fingerprint (no real images); stacked on 48
     assert max(c.cv_accuracy for c in cands) > 0.9
+
+
+def test_candidates_side_by_side_equal_one_after_the_other(tmp_path, monkeypatch):
+    """The candidates run on one thread per core: the same scores, bit for bit and in the same order, as on
+    one thread (``os.cpu_count`` 1); ``side_by_side`` keeps the jobs' order whatever order they ran in."""
+    root = kit.make(tmp_path / "d", k=K, n_real=12, n_gen=15, n_test=20, seed=3)
+    g, yg, r, yr, t, _, _ = kit.load_split(root)
+    rng = np.random.default_rng(0)
+    proj = rng.standard_normal((g[0].size, 16)).astype(np.float32)
+
+    def inputs():
+        flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255  # noqa: E731
+        return S.SubsetsInputs(classes=[f"t{i + 1}" for i in range(K)], y_gen=yg, y_real=yr,
+                               px_gen=F.feature_blocks(g), px_real=F.feature_blocks(r), px_test=F.feature_blocks(t),
+                               emb_gen=flat(g) @ proj, emb_real=flat(r) @ proj, emb_test=flat(t) @ proj)
+
+    side, _ = S.candidates(inputs())
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 1)
+    alone, _ = S.candidates(inputs())
+    assert [c.name for c in side] == [c.name for c in alone] == [
+        "centroid", "knn", "probe_embedding", "probe_pixels", "fingerprint", "stacked"]
+    for a, b in zip(side, alone):
+        np.testing.assert_array_equal(a.oof, b.oof)
+        np.testing.assert_array_equal(a.test, b.test)
+        assert a.cv_accuracy == b.cv_accuracy and a.weights == b.weights
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 4)
+    jobs = [np.zeros(n) for n in (1, 50, 5, 500)]  # run largest first, returned in the jobs' order
+    assert S.side_by_side(lambda job: len(job[1][0]), [(None, (a,), {}) for a in jobs]) == [1, 50, 5, 500]
