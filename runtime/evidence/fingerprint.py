@@ -35,7 +35,7 @@ import numpy as np
 TILE = 8
 SPECTRUM_BINS = 32
 SMALL = 32
-VERSION = 3  # of the features' definition: part of their cache names, so a change never reads stale rows
+VERSION = 4  # of the features' definition: part of their cache names, so a change never reads stale rows
 
 
 def median3(image: np.ndarray) -> np.ndarray:
@@ -159,9 +159,26 @@ def fingerprint_of(image: np.ndarray) -> np.ndarray:
 
 
 def small_of(image: np.ndarray, size: int = SMALL) -> np.ndarray:
-    """One H×W image → size² float32 in [0, 1]: the image area-averaged to size×size (adaptive windows)."""
-    x = np.asarray(image, dtype=np.float32)
-    return (_pool(_pool(x, size, 0, "mean"), size, 1, "mean").ravel() / np.float32(255.0)).astype(np.float32)
+    """One H×W image → size² float32 in [0, 1]: the image area-averaged to size×size (adaptive windows).
+
+    uint8 images: each window's exact integer sum from one OpenCV integral image (3× cheaper than pooling
+    the float image twice, and no rounding before the division); other dtypes: pooled in float32."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 2:
+        x = image.astype(np.float32)
+        return (_pool(_pool(x, size, 0, "mean"), size, 1, "mean").ravel() / np.float32(255.0)).astype(np.float32)
+    import cv2
+
+    h, w = image.shape
+    depth = cv2.CV_32S if h * w * 255 < 2**31 else cv2.CV_64F  # exact either way
+    sums = cv2.integral(np.ascontiguousarray(image), sdepth=depth)  # (H+1)×(W+1)
+    (r0, r1), (c0, c1) = _windows(h, size), _windows(w, size)
+    if h % size == 0 and w % size == 0:  # the windows tile the image: differences of the corner sums
+        total = np.diff(np.diff(sums[np.append(r0, h)][:, np.append(c0, w)], axis=0), axis=1)
+    else:  # neighbouring windows share a row or column
+        total = sums[np.ix_(r1, c1)] - sums[np.ix_(r0, c1)] - sums[np.ix_(r1, c0)] + sums[np.ix_(r0, c0)]
+    mean = total.astype(np.float32) / np.outer(r1 - r0, c1 - c0).astype(np.float32)
+    return (mean / np.float32(255.0)).ravel()
 
 
 def fingerprint_features(pixels) -> np.ndarray:
