@@ -93,7 +93,7 @@ def _pool(x: np.ndarray, n_out: int, axis: int, how: str) -> np.ndarray:
     x = np.moveaxis(x, axis, -1)
     if n_in % n_out == 0:  # equal windows, no overlap
         parts = x.reshape(*x.shape[:-1], n_out, n_in // n_out)
-        seg = parts.max(axis=-1) if how == "max" else parts.mean(axis=-1, dtype=np.float32)
+        seg = parts.max(axis=-1) if how == "max" else parts.mean(axis=-1)
     else:
         cells, weights = _window_cells(n_in, n_out)
         windows = x[..., cells]  # ... × n_out × widest
