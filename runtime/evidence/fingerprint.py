@@ -26,7 +26,6 @@ depends on the batch it was computed in: the scoring pipeline computes them in i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -268,6 +267,7 @@ def blocks_of_files(paths, *, size: int | None = None, workers: int | None = Non
     from concurrent.futures import ThreadPoolExecutor
 
     from fprt.data import iter_batches
+    from fprt.data.loader import default_workers
     from fprt.preprocess import Preprocess
 
     paths = list(paths)
@@ -279,7 +279,7 @@ def blocks_of_files(paths, *, size: int | None = None, workers: int | None = Non
     def one(chunk):
         return feature_blocks(np.concatenate([b.pixels for b in iter_batches(chunk, pre, len(chunk), 0, "stop")]), names)
 
-    n = workers if workers is not None else min(8, os.cpu_count() or 1)
+    n = workers if workers is not None else default_workers()
     with ThreadPoolExecutor(max(1, n)) as pool:  # OpenCV and NumPy's FFT release the GIL
         parts = list(pool.map(one, chunks))
     return {name: np.concatenate([part[name] for part in parts]) for name in names}

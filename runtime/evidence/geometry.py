@@ -105,6 +105,14 @@ def _largest_move(m: np.ndarray, shape: tuple[int, int]) -> float:
     return float(np.abs(corners @ np.asarray(m, np.float64).T - corners[:, :2]).max())
 
 
+def _pair_images(real: np.ndarray, database: np.ndarray, rows, cols):
+    """Only the images the pairs (real[rows[k]], database[cols[k]]) name, as float32, with the pairs'
+    indices into them: (real, database, rows, cols). Per-image work is then done once per image named."""
+    used_r, rows = np.unique(np.asarray(rows, np.int64), return_inverse=True)
+    used_d, cols = np.unique(np.asarray(cols, np.int64), return_inverse=True)
+    return np.asarray(real, np.float32)[used_r], np.asarray(database, np.float32)[used_d], rows, cols
+
+
 def verify_pairs(real: np.ndarray, database: np.ndarray, rows, cols, *, patch: int = PATCH, search: int = SEARCH,
                  align: bool = True) -> np.ndarray:
     """``patch_ncc`` of the pairs (real[rows[k]], database[cols[k]]) → K float64, batched.
@@ -113,14 +121,9 @@ def verify_pairs(real: np.ndarray, database: np.ndarray, rows, cols, *, patch: i
     prepared once (``patch_search.tile_set``); the searches of all pairs run batched."""
     import cv2
 
-    real = np.asarray(real, np.float32)
-    database = np.asarray(database, np.float32)
-    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     if not len(rows):
         return np.zeros(0)
-    used_r, rows = np.unique(rows, return_inverse=True)  # only the images the pairs name are prepared
-    used_d, cols = np.unique(cols, return_inverse=True)
-    real, database = real[used_r], database[used_d]
+    real, database, rows, cols = _pair_images(real, database, rows, cols)
     tiles = tile_set(real, patch)
     score = _mean_score(search_pairs(tiles, rows, search_space(database, patch, search), cols)[0])
     if not align:
@@ -200,10 +203,7 @@ def ssim_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarr
     cand = np.asarray(candidates)
     out = np.full(cand.shape, -np.inf)
     i, j = np.nonzero(cand >= 0)
-    used_r, rows = np.unique(i, return_inverse=True)
-    used_d, cols = np.unique(cand[i, j], return_inverse=True)
-    real = np.asarray(real, np.float32)[used_r]
-    database = np.asarray(database, np.float32)[used_d]
+    real, database, rows, cols = _pair_images(real, database, i, cand[i, j])
     mr, vr = _moments(real)
     md, vd = _moments(database)
     values = np.empty(len(rows))

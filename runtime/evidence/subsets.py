@@ -25,7 +25,6 @@ extension); there is no Python loop over pairs.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -347,14 +346,17 @@ def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[li
 
 
 def side_by_side(fn, jobs: list) -> list:
-    """``[fn(job) for job in jobs]``, the jobs running on one thread per core, largest first (the probes on
-    thousands of pixels before the centroid): each is independent and single-threaded (one BLAS thread, see
-    ``candidates``), so the results are the same as one after the other, in the same order. NumPy, BLAS and
-    scikit-learn's loss release the GIL. The evidence runs after the embedding, when the cores are free."""
+    """``[fn(job) for job in jobs]``, the jobs running on one thread per CPU (``fprt.data.loader.default_workers``),
+    largest first (the probes on thousands of pixels before the centroid): each is independent and
+    single-threaded (one BLAS thread, see ``candidates``), so the results are the same as one after the other,
+    in the same order. NumPy, BLAS and scikit-learn's loss release the GIL. The evidence runs after the
+    embedding, when the cores are free."""
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = max(1, min(len(jobs), os.cpu_count() or 1))
-    if workers == 1:
+    from fprt.data.loader import default_workers
+
+    workers = min(len(jobs), default_workers())
+    if workers <= 1:
         return [fn(job) for job in jobs]
 
     def size(i: int) -> int:

@@ -318,8 +318,8 @@ def test_large_training_splits_cross_validate_on_a_stratified_sample(monkeypatch
 
 
 def test_candidates_side_by_side_equal_one_after_the_other(tmp_path, monkeypatch):
-    """The candidates run on one thread per core: the same scores, bit for bit and in the same order, as on
-    one thread (``os.cpu_count`` 1); ``side_by_side`` keeps the jobs' order whatever order they ran in."""
+    """The candidates run on one thread per CPU: the same scores, bit for bit and in the same order, as on
+    one thread (``default_workers`` 1); ``side_by_side`` keeps the jobs' order whatever order they ran in."""
     root = kit.make(tmp_path / "d", k=K, n_real=12, n_gen=15, n_test=20, seed=3)
     g, yg, r, yr, t, _, _ = kit.load_split(root)
     rng = np.random.default_rng(0)
@@ -331,8 +331,9 @@ def test_candidates_side_by_side_equal_one_after_the_other(tmp_path, monkeypatch
                                px_gen=F.feature_blocks(g), px_real=F.feature_blocks(r), px_test=F.feature_blocks(t),
                                emb_gen=flat(g) @ proj, emb_real=flat(r) @ proj, emb_test=flat(t) @ proj)
 
+    monkeypatch.setattr("fprt.data.loader.default_workers", lambda: 2)  # side by side on any machine
     side, _ = S.candidates(inputs())
-    monkeypatch.setattr(S.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr("fprt.data.loader.default_workers", lambda: 1)
     alone, _ = S.candidates(inputs())
     assert [c.name for c in side] == [c.name for c in alone] == [
         "centroid", "knn", "probe_embedding", "probe_pixels", "fingerprint", "stacked"]
@@ -340,6 +341,6 @@ def test_candidates_side_by_side_equal_one_after_the_other(tmp_path, monkeypatch
         np.testing.assert_array_equal(a.oof, b.oof)
         np.testing.assert_array_equal(a.test, b.test)
         assert a.cv_accuracy == b.cv_accuracy and a.weights == b.weights
-    monkeypatch.setattr(S.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr("fprt.data.loader.default_workers", lambda: 4)
     jobs = [np.zeros(n) for n in (1, 50, 5, 500)]  # run largest first, returned in the jobs' order
     assert S.side_by_side(lambda job: len(job[1][0]), [(None, (a,), {}) for a in jobs]) == [1, 50, 5, 500]
