@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fprt.runtime.evidence.parallel import in_chunks, per_image
 from fprt.runtime.evidence.patch_search import SearchSpace, TileSet, search_pairs, search_space, tile_set
 
 VERIFY_SIZE = 128  # px: images are compared at this size
@@ -41,23 +42,24 @@ def resize_stack(images: np.ndarray, size: int = VERIFY_SIZE) -> np.ndarray:
         images = images[:, 0]
     if images.shape[1:] == (size, size):
         return images.astype(np.float32, copy=False)
-    out = np.empty((len(images), size, size), np.float32)
-    for i, im in enumerate(images):
-        out[i] = cv2.resize(im.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    return out
+    return per_image(lambda im: cv2.resize(im.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA),
+                     images, np.empty((len(images), size, size), np.float32))
 
 
-def band_pass(images: np.ndarray, band: tuple[float, float] = BAND) -> np.ndarray:
+def band_pass(images: np.ndarray, band: tuple[float, float] = BAND, *, out: np.ndarray | None = None,
+              index: np.ndarray | None = None) -> np.ndarray:
     """Difference of two Gaussian blurs of each image (N×S×S float32): keeps the anatomy's fine structure
     (vessels, edges) and drops both the pixel noise a generator re-draws and the smooth shading a restyle
-    changes; every scan's body outline looks alike at low frequencies, its vessels do not."""
+    changes; every scan's body outline looks alike at low frequencies, its vessels do not. ``out``: where to
+    write them (made when None); ``index``: of ``images[index]`` only."""
     import cv2
 
-    out = np.empty(np.shape(images), np.float32)
-    for i, im in enumerate(images):
+    def one(im: np.ndarray) -> np.ndarray:
         im = np.asarray(im, np.float32)
-        out[i] = cv2.GaussianBlur(im, (0, 0), band[0]) - cv2.GaussianBlur(im, (0, 0), band[1])
-    return out
+        return cv2.GaussianBlur(im, (0, 0), band[0]) - cv2.GaussianBlur(im, (0, 0), band[1])
+
+    n = len(images if index is None else index)
+    return per_image(one, images, np.empty((n, *np.shape(images)[1:]), np.float32) if out is None else out, index=index)
 
 
 def verification_images(images: np.ndarray) -> np.ndarray:
@@ -85,16 +87,17 @@ def _alignments(half_tiles: TileSet, rows, half_db: SearchSpace, cols) -> list:
     best, at = search_pairs(half_tiles, rows, half_db, cols)
     centre = half_tiles.patch / 2
     src_all = (half_tiles.origins[:, ::-1] + centre).astype(np.float32)  # (x, y)
-    out = []
-    for k in range(len(rows)):
-        ok = ~np.isnan(best[k])
-        if ok.sum() < 3:
-            out.append(None)
-            continue
-        src = src_all[ok] * 2
-        dst = (at[k, ok][:, ::-1] + centre).astype(np.float32) * 2
-        m, _ = cv2.estimateAffinePartial2D(dst, src, method=cv2.RANSAC, ransacReprojThreshold=3.0)
-        out.append(m)
+    out: list = [None] * len(rows)
+
+    def fit(start: int, stop: int) -> None:
+        for k in range(start, stop):
+            ok = ~np.isnan(best[k])
+            if ok.sum() >= 3:
+                src = src_all[ok] * 2
+                dst = (at[k, ok][:, ::-1] + centre).astype(np.float32) * 2
+                out[k] = cv2.estimateAffinePartial2D(dst, src, method=cv2.RANSAC, ransacReprojThreshold=3.0)[0]
+
+    in_chunks(fit, len(rows), min_chunk=256)
     return out
 
 
@@ -105,12 +108,26 @@ def _largest_move(m: np.ndarray, shape: tuple[int, int]) -> float:
     return float(np.abs(corners @ np.asarray(m, np.float64).T - corners[:, :2]).max())
 
 
+MOSTLY_USED = 0.9  # share of a set's images named by pairs above which the set is kept whole (no copy)
+
+
 def _pair_images(real: np.ndarray, database: np.ndarray, rows, cols):
-    """Only the images the pairs (real[rows[k]], database[cols[k]]) name, as float32, with the pairs'
-    indices into them: (real, database, rows, cols). Per-image work is then done once per image named."""
-    used_r, rows = np.unique(np.asarray(rows, np.int64), return_inverse=True)
-    used_d, cols = np.unique(np.asarray(cols, np.int64), return_inverse=True)
-    return np.asarray(real, np.float32)[used_r], np.asarray(database, np.float32)[used_d], rows, cols
+    """The images the pairs (real[rows[k]], database[cols[k]]) name, as float32, with the pairs' indices
+    into them: (real, database, rows, cols). Per-image work is then done once per image named, plus at
+    most a tenth more when a set is kept whole rather than copied (``_named``)."""
+    real, rows = _named(real, rows)
+    database, cols = _named(database, cols)
+    return real, database, rows, cols
+
+
+def _named(images: np.ndarray, index) -> tuple[np.ndarray, np.ndarray]:
+    """(images[used], index into them) for the images ``index`` names; the whole set, not a copy, when
+    it names at least ``MOSTLY_USED`` of them."""
+    images, index = np.asarray(images, np.float32), np.asarray(index, np.int64)
+    used, inverse = np.unique(index, return_inverse=True)
+    if len(used) >= MOSTLY_USED * len(images):
+        return images, index
+    return images[used], inverse
 
 
 def verify_pairs(real: np.ndarray, database: np.ndarray, rows, cols, *, patch: int = PATCH, search: int = SEARCH,
@@ -132,8 +149,9 @@ def verify_pairs(real: np.ndarray, database: np.ndarray, rows, cols, *, patch: i
     h, w = real.shape[1:]
     far = [k for k, m in enumerate(ms) if m is not None and _largest_move(m, (h, w)) > search / 2]
     if far:  # else the local search already covers the move
-        moved = np.stack([cv2.warpAffine(database[cols[k]], ms[k], (w, h), flags=cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_REPLICATE) for k in far])
+        moved = per_image(lambda k: cv2.warpAffine(database[cols[k]], ms[k], (w, h), flags=cv2.INTER_LINEAR,
+                                                   borderMode=cv2.BORDER_REPLICATE), far,
+                          np.empty((len(far), h, w), np.float32), min_chunk=128)
         best = search_pairs(tiles, rows[far], search_space(moved, patch, search), np.arange(len(far)))[0]
         has = ~np.all(np.isnan(best), 1)
         idx = np.asarray(far)[has]
@@ -184,8 +202,17 @@ def _ssim_filter(x: np.ndarray) -> np.ndarray:
 
 
 def _moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mu = _ssim_filter(images)
-    return mu, _ssim_filter(images * images) - mu * mu
+    """Each image's SSIM-window means and variances over the valid region (two K×h×w float32)."""
+    h = _ssim_filter(images[:1]).shape[1:]
+    mu, var = np.empty((2, len(images), *h), np.float32)
+
+    def run(start: int, stop: int) -> None:
+        x = images[start:stop]
+        mu[start:stop] = _ssim_filter(x)
+        var[start:stop] = _ssim_filter(x * x) - mu[start:stop] * mu[start:stop]
+
+    in_chunks(run, len(images))
+    return mu, var
 
 
 SSIM_BATCH = 16  # pairs per filter call (their maps stay in the CPU's cache)
@@ -196,10 +223,7 @@ def ssim_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarr
 
     The formula and constants of ``fprt.runtime.methods.classical`` (mean of the map over the valid
     region); each image's local means and variances are filtered once, only the cross term per pair,
-    in batches of pairs."""
-    from fprt.runtime.methods.classical import SSIM_K1, SSIM_K2, SSIM_L
-
-    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
+    in batches of pairs (``_ssim_of_pairs``), the batches side by side."""
     cand = np.asarray(candidates)
     out = np.full(cand.shape, -np.inf)
     i, j = np.nonzero(cand >= 0)
@@ -207,29 +231,41 @@ def ssim_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarr
     mr, vr = _moments(real)
     md, vd = _moments(database)
     values = np.empty(len(rows))
-    for k0 in range(0, len(rows), SSIM_BATCH):
-        r, d = rows[k0 : k0 + SSIM_BATCH], cols[k0 : k0 + SSIM_BATCH]
-        mx, my = mr[r], md[d]
-        mxy = mx * my
-        cov = _ssim_filter(real[r] * database[d])
-        cov -= mxy
-        cov *= 2
-        cov += c2  # 2·cov + C2
-        mxy *= 2
-        mxy += c1  # 2·μx·μy + C1
-        mxy *= cov  # the numerator
-        mx *= mx
-        my *= my
-        mx += my
-        mx += c1  # μx² + μy² + C1
-        var = vr[r] + vd[d]
-        var += c2
-        mx *= var  # the denominator
-        mxy /= mx
-        m = mxy
-        values[k0 : k0 + SSIM_BATCH] = m.mean(axis=(1, 2), dtype=np.float64)
+
+    def run(start: int, stop: int) -> None:
+        for k0 in range(start, stop, SSIM_BATCH):
+            r, d = rows[k0 : min(stop, k0 + SSIM_BATCH)], cols[k0 : min(stop, k0 + SSIM_BATCH)]
+            values[k0 : k0 + len(r)] = _ssim_of_pairs(real[r], database[d], mr[r], vr[r], md[d], vd[d])
+
+    in_chunks(run, len(rows), min_chunk=8 * SSIM_BATCH)
     out[i, j] = values
     return out
+
+
+def _ssim_of_pairs(x: np.ndarray, y: np.ndarray, mx: np.ndarray, vx: np.ndarray, my: np.ndarray,
+                   vy: np.ndarray) -> np.ndarray:
+    """Mean SSIM of each pair (x[k], y[k]) from their window means and variances (fancy-indexed copies,
+    used as scratch): only the cross term is filtered here."""
+    from fprt.runtime.methods.classical import SSIM_K1, SSIM_K2, SSIM_L
+
+    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
+    mxy = mx * my
+    cov = _ssim_filter(x * y)
+    cov -= mxy
+    cov *= 2
+    cov += c2  # 2·cov + C2
+    mxy *= 2
+    mxy += c1  # 2·μx·μy + C1
+    mxy *= cov  # the numerator
+    mx *= mx
+    my *= my
+    mx += my
+    mx += c1  # μx² + μy² + C1
+    vx += vy
+    vx += c2
+    mx *= vx  # the denominator
+    mxy /= mx
+    return mxy.mean(axis=(1, 2), dtype=np.float64)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:

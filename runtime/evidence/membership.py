@@ -34,6 +34,7 @@ import numpy as np
 
 from fprt.errors import FprtError
 from fprt.runtime.evidence.geometry import VERIFY_SIZE, band_pass, resize_stack, ssim_candidates, verify_candidates
+from fprt.runtime.evidence.parallel import per_image
 from fprt.runtime.methods.reductions import search
 
 PIXEL_SIZE = 32  # px: raw-pixel vectors (1024 values) for the NCC search
@@ -63,12 +64,11 @@ def edge_vectors(images128: np.ndarray, size: int = PIXEL_SIZE, sigma: float = E
     """Structure maps: blurred Sobel gradient magnitude of each 128-px image, as zero-mean unit-norm rows."""
     import cv2
 
-    maps = np.empty(np.shape(images128), np.float32)
-    for i, im in enumerate(images128):
+    def one(im: np.ndarray) -> np.ndarray:
         im = np.asarray(im, np.float32)
-        mag = np.hypot(cv2.Sobel(im, cv2.CV_32F, 1, 0), cv2.Sobel(im, cv2.CV_32F, 0, 1))
-        maps[i] = cv2.GaussianBlur(mag, (0, 0), sigma)
-    return pixel_vectors(maps, size)
+        return cv2.GaussianBlur(np.hypot(cv2.Sobel(im, cv2.CV_32F, 1, 0), cv2.Sobel(im, cv2.CV_32F, 0, 1)), (0, 0), sigma)
+
+    return pixel_vectors(per_image(one, images128, np.empty(np.shape(images128), np.float32)), size)
 
 
 @dataclass
@@ -103,6 +103,21 @@ def _union(*index_lists: np.ndarray) -> np.ndarray:
     return out
 
 
+def _verify(r128: np.ndarray, g128: np.ndarray, cand: np.ndarray, typical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``verify_candidates`` of each real image with its generated candidates (M×c) and the best of it with
+    its nearest other real images (M), on the band-passed images: one call over the generated and the real
+    images together (only the generated images some real image names), so each real image's tiles are
+    prepared once."""
+    used = np.unique(cand[cand >= 0])
+    n_gen = len(used)
+    both = np.empty((n_gen + len(r128), *np.shape(r128)[1:]), np.float32)
+    band_pass(g128, out=both[:n_gen], index=used)
+    band_pass(r128, out=both[n_gen:])
+    cols = np.hstack([np.where(cand >= 0, np.searchsorted(used, cand), -1), np.where(typical >= 0, typical + n_gen, -1)])
+    scores = verify_candidates(both[n_gen:], both, cols)
+    return scores[:, : cand.shape[1]], scores[:, cand.shape[1] :].max(1)
+
+
 def membership_evidence(real_pixels: np.ndarray, gen_pixels: np.ndarray, *, real_emb=None, gen_emb=None,
                         metric: str = "cosine", k: int = 3, k_edge: int = 5, k_typical: int = 2) -> MembershipEvidence:
     """The evidence features of each real image against the generated images (see the module doc).
@@ -133,9 +148,7 @@ def membership_evidence(real_pixels: np.ndarray, gen_pixels: np.ndarray, *, real
     ev.features["edge_best_ncc"] = edge_gen.row_values[:, 0]
     ev.features["edge_margin"] = edge_gen.row_values[:, 0] - edge_real.row_values[:, 0]
     cand = _union(*lists)
-    rb, gb = band_pass(r128), band_pass(g128)
-    geo = verify_candidates(rb, gb, cand)
-    geo_typical = verify_candidates(rb, rb, to_real.row_indices).max(1)
+    geo, geo_typical = _verify(r128, g128, cand, to_real.row_indices)
     best_geo = geo.max(1)
     ev.features["geometric_patch_ncc"] = best_geo
     ev.features["geometric_margin"] = best_geo - geo_typical

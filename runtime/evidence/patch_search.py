@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fprt.runtime.evidence.parallel import in_chunks, per_image
+
 MIN_PATCH_STD = 0.5  # 8-bit units of the band-passed image: flatter tiles carry no evidence, skipped
 PAIR_BATCH = 128  # pairs per conv2d call
-WORKERS = 16  # threads over batches of pairs, at most
 
 
 def _torch():
@@ -59,12 +60,19 @@ def tile_set(images: np.ndarray, patch: int) -> TileSet:
     images = np.asarray(images, np.float32)
     n, s = len(images), images.shape[1]
     k = s // patch
-    tiles = images[:, : k * patch, : k * patch].reshape(n, k, patch, k, patch).transpose(0, 1, 3, 2, 4)
-    tiles = tiles.reshape(n, k * k, patch, patch)
-    centred = tiles - tiles.mean(axis=(2, 3), keepdims=True)
-    norms = np.sqrt((centred.astype(np.float64) ** 2).sum(axis=(2, 3))).astype(np.float32)
-    structured = tiles.std(axis=(2, 3)) >= MIN_PATCH_STD
-    return TileSet(torch.from_numpy(np.ascontiguousarray(centred)), norms, structured, patch, s)
+    centred = np.empty((n, k * k, patch, patch), np.float32)
+    norms = np.empty((n, k * k), np.float32)
+    structured = np.empty((n, k * k), bool)
+
+    def run(start: int, stop: int) -> None:
+        x = images[start:stop, : k * patch, : k * patch].reshape(-1, k, patch, k, patch).transpose(0, 1, 3, 2, 4)
+        tiles = x.reshape(-1, k * k, patch, patch)
+        centred[start:stop] = tiles - tiles.mean(axis=(2, 3), keepdims=True)
+        norms[start:stop] = np.sqrt((centred[start:stop].astype(np.float64) ** 2).sum(axis=(2, 3)))
+        structured[start:stop] = tiles.std(axis=(2, 3)) >= MIN_PATCH_STD
+
+    in_chunks(run, n)
+    return TileSet(torch.from_numpy(centred), norms, structured, patch, s)
 
 
 def _regions(images: np.ndarray, pair: np.ndarray, tile: np.ndarray, patch: int, search: int) -> "torch.Tensor":  # noqa: F821
@@ -103,24 +111,36 @@ def search_space(images: np.ndarray, patch: int, search: int) -> SearchSpace:
     ys = np.repeat(at, k, axis=0)[:, :, None]  # T×(2s+1)×1 (row-major tiles)
     xs = np.tile(at, (k, 1))[:, None, :]  # T×1×(2s+1)
     spread = np.empty((n, k * k, len(d) ** 2), np.float32)
-    for i, im in enumerate(images):
-        s1, s2 = _window_sums(im, patch)
-        var = np.clip(s2 - s1 * s1 / (patch * patch), 0.0, None)
-        spread[i] = np.sqrt(var[ys, xs]).reshape(k * k, -1)
+    corners = _corners(ys, xs, patch, s + 1)
+
+    def one(im: np.ndarray) -> np.ndarray:
+        s1, s2 = _window_sums(im, corners)
+        return np.sqrt(np.clip(s2 - s1 * s1 / (patch * patch), 0.0, None)).reshape(k * k, -1)
+
+    per_image(one, images, spread)
     valid = _valid(k, patch, s, search).reshape(k * k, -1)
     spread[:, ~valid] = np.nan
     return SearchSpace(images, spread, patch, search)
 
 
-def _window_sums(image: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
-    """S×S float32 → the sums and the sums of squares (float64) over every patch×patch window,
-    (S−patch+1)² each, from OpenCV's integral images."""
+def _corners(ys: np.ndarray, xs: np.ndarray, patch: int, width: int) -> tuple[np.ndarray, ...]:
+    """Flat indices into a ``width``-wide integral image of the four corners of the patch×patch windows
+    whose top-left corners are (ys, xs) (broadcast): bottom-right, top-right, bottom-left, top-left."""
+    ys, xs = np.broadcast_arrays(ys, xs)
+    return tuple((y * width + x).ravel() for y, x in
+                 ((ys + patch, xs + patch), (ys, xs + patch), (ys + patch, xs), (ys, xs)))
+
+
+def _window_sums(image: np.ndarray, corners: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """S×S float32 → the sums and the sums of squares (float64) over the windows ``corners`` names
+    (``_corners``), from OpenCV's integral images: only the windows a search reads."""
     import cv2
 
     c1, c2 = cv2.integral2(image, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
 
     def box(c):
-        return c[patch:, patch:] - c[:-patch, patch:] - c[patch:, :-patch] + c[:-patch, :-patch]
+        c = c.ravel()
+        return c[corners[0]] - c[corners[1]] - c[corners[2]] + c[corners[3]]
 
     return box(c1), box(c2)
 
@@ -151,24 +171,20 @@ def search_pairs(tiles: TileSet, rows: np.ndarray, space: SearchSpace, cols: np.
 
     Returns (best K×T float64, NaN for tiles without structure; at K×T×2 int (y, x) top-left corner of
     the best window in the database image). The batches of pairs run on a pool of threads, one per CPU
-    (at most ``WORKERS``), each batch's torch ops on one thread (``one_thread``): torch's own
+    (``parallel.in_chunks``), each batch's torch ops on one thread (``one_thread``): torch's own
     thread pool spins, which made the searches 2× slower on a busy 2-CPU machine; each batch writes only
     its own rows, so the numbers do not depend on the number of threads."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     best = np.full((len(rows), tiles.templates.shape[1]), np.nan)
     at = np.zeros((*best.shape, 2), np.int64)
     starts = range(0, len(rows), PAIR_BATCH)
-    workers = max(1, min(WORKERS, os.cpu_count() or 1, len(starts)))
+
+    def run(b0: int, b1: int) -> None:
+        for k0 in starts[b0:b1]:
+            _search_batch(tiles, rows, space, cols, k0, best, at)
+
     with one_thread():
-        if workers == 1:
-            for k0 in starts:
-                _search_batch(tiles, rows, space, cols, k0, best, at)
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(lambda k0: _search_batch(tiles, rows, space, cols, k0, best, at), starts))
+        in_chunks(run, len(starts), min_chunk=1)
     return best, at
 
 

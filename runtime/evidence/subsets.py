@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fprt.errors import FprtError
+from fprt.runtime.evidence.parallel import side_by_side
 from fprt.runtime.evidence.table import EvidenceRow, EvidenceTable
 
 PREFERENCE = ("stacked", "fingerprint", "probe_embedding", "probe_pixels", "knn", "centroid")
@@ -343,25 +344,3 @@ def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[li
         out.append(Candidate("classifier", scores, inp.classifier_test, accuracy(scores, y_cv), in_sample=True))
     inp.cv_plan = plan
     return out, folds
-
-
-def side_by_side(fn, jobs: list) -> list:
-    """``[fn(job) for job in jobs]``, the jobs running on one thread per CPU (``fprt.data.loader.default_workers``),
-    largest first (the probes on thousands of pixels before the centroid): each is independent and
-    single-threaded (one BLAS thread, see ``candidates``), so the results are the same as one after the other,
-    in the same order. NumPy, BLAS and scikit-learn's loss release the GIL. The evidence runs after the
-    embedding, when the cores are free."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from fprt.data.loader import default_workers
-
-    workers = min(len(jobs), default_workers())
-    if workers <= 1:
-        return [fn(job) for job in jobs]
-
-    def size(i: int) -> int:
-        return -sum(int(np.size(a)) for a in jobs[i][1] if isinstance(a, np.ndarray))
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fprt-evidence") as pool:
-        futures = {i: pool.submit(fn, jobs[i]) for i in sorted(range(len(jobs)), key=size)}
-        return [futures[i].result() for i in range(len(jobs))]

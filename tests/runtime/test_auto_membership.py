@@ -113,6 +113,26 @@ def test_ssim_on_candidates_equals_the_formula():
             assert got[i, j] == pytest.approx(want, abs=1e-5)
 
 
+def test_evidence_is_the_same_on_one_thread_and_on_many(monkeypatch):
+    """Every per-image and per-pair loop of the evidence runs in chunks side by side; no number may move."""
+    from fprt.runtime.evidence.membership import membership_evidence
+
+    rng = np.random.default_rng(6)
+    used, not_used, gen, _ = draw_split(rng, body_templates(rng), 24, 24, 16)
+    real, gen = np.stack(used + not_used), np.stack(gen)
+    emb = rng.standard_normal((len(real) + len(gen), 8)).astype(np.float32)
+    runs = []
+    for workers in (1, 3):
+        monkeypatch.setattr("fprt.data.loader.default_workers", lambda workers=workers: workers)
+        runs.append(membership_evidence(real, gen, real_emb=emb[: len(real)], gen_emb=emb[len(real) :]))
+    one, many = runs
+    assert one.names == many.names and len(one.names) == 9
+    for name in one.names:
+        np.testing.assert_array_equal(one.features[name], many.features[name], err_msg=name)
+    np.testing.assert_array_equal(one.candidates, many.candidates)
+    np.testing.assert_array_equal(one.candidate_scores, many.candidate_scores)
+
+
 def test_no_fit_sees_the_test_labels(trace_case, tmp_path, monkeypatch):
     """Every logistic-regression fit gets training-split rows only, and scrambled test labels change nothing."""
     from sklearn.linear_model import LogisticRegression

@@ -80,8 +80,7 @@ def test_batching_and_threads_change_no_number(scans, monkeypatch, workers):
     assert torch.get_num_threads() == threads  # torch's own setting is given back
     assert want == pytest.approx([patch_ncc(real[i], other[j]) for i, j in zip(rows, cols)], abs=0)
     monkeypatch.setattr(patch_search, "PAIR_BATCH", 5)  # 8 batches over the pool's threads
-    monkeypatch.setattr(patch_search, "WORKERS", workers)
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("fprt.data.loader.default_workers", lambda: workers)
     np.testing.assert_array_equal(verify_pairs(real, other, rows, cols), want)
     got = verify_candidates(real, other, np.where(np.eye(6, dtype=bool), -1, np.arange(6)[None]))
     assert np.all(np.isneginf(np.diag(got)))
