@@ -35,7 +35,7 @@ import numpy as np
 from fprt.errors import FprtError
 from fprt.runtime.evidence.geometry import VERIFY_SIZE, band_pass, resize_stack, ssim_candidates, verify_candidates
 from fprt.runtime.evidence.parallel import per_image
-from fprt.runtime.methods.reductions import search
+from fprt.runtime.methods.reductions import row_union, search
 
 PIXEL_SIZE = 32  # px: raw-pixel vectors (1024 values) for the NCC search
 EDGE_SIGMA = 4.0  # px at 128: blur of the gradient magnitude (the "structure map"), tolerant of moves of a few px
@@ -87,22 +87,6 @@ class MembershipEvidence:
         return np.column_stack([self.features[n] for n in (names or self.names)]).astype(np.float64)
 
 
-def _union(*index_lists: np.ndarray) -> np.ndarray:
-    """Row-wise union of index lists, first occurrence order, padded with −1."""
-    rows = []
-    for parts in zip(*index_lists):
-        seen: list[int] = []
-        for j in np.concatenate(parts):
-            if j >= 0 and int(j) not in seen:
-                seen.append(int(j))
-        rows.append(seen)
-    width = max(1, max(len(r) for r in rows))
-    out = np.full((len(rows), width), -1, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
 def _verify(r128: np.ndarray, g128: np.ndarray, cand: np.ndarray, typical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``verify_candidates`` of each real image with its generated candidates (M×c) and the best of it with
     its nearest other real images (M), on the band-passed images: one call over the generated and the real
@@ -147,7 +131,7 @@ def membership_evidence(real_pixels: np.ndarray, gen_pixels: np.ndarray, *, real
     ev.features["pixel_margin"] = to_gen.row_values[:, 0] - to_real.row_values[:, 0]
     ev.features["edge_best_ncc"] = edge_gen.row_values[:, 0]
     ev.features["edge_margin"] = edge_gen.row_values[:, 0] - edge_real.row_values[:, 0]
-    cand = _union(*lists)
+    cand = row_union(*lists)
     geo, geo_typical = _verify(r128, g128, cand, to_real.row_indices)
     best_geo = geo.max(1)
     ev.features["geometric_patch_ncc"] = best_geo

@@ -170,15 +170,6 @@ def uncorrelated_ssim_topk(queries, database, c: int, *, exclude_self: bool = Fa
     return out
 
 
-def _row_union(*index_lists: np.ndarray) -> np.ndarray:
-    """Row-wise union of index lists (M×c each) → M×w ascending, padded with −1 at the end."""
-    x = np.sort(np.concatenate(index_lists, 1), axis=1)
-    x[:, 1:][x[:, 1:] == x[:, :-1]] = -1
-    x = np.where(x < 0, np.iinfo(np.int64).max, x)
-    x.sort(axis=1)
-    return np.where(x == np.iinfo(np.int64).max, -1, x)
-
-
 def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, candidates: int = SSIM_CANDIDATES,
                           exclude_self: bool = False):
     """``SsimIndex.topk`` on candidates: exact SSIM only on the union of each query's ``candidates``
@@ -188,7 +179,7 @@ def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, 
     the most similar image among its candidates (recall measured in benchmarks/bench_evidence_membership.py)."""
     from fprt.runtime.evidence.geometry import ssim_candidates
     from fprt.runtime.evidence.membership import pixel_vectors
-    from fprt.runtime.methods.reductions import search
+    from fprt.runtime.methods.reductions import row_union, search
 
     n = len(database)
     k = min(k, n - 1 if exclude_self else n)
@@ -200,7 +191,7 @@ def ssim_topk_prefiltered(queries: np.ndarray, database: np.ndarray, k: int, *, 
     by_ncc = search(pq, pd, metric="cosine", k=c, exclude_self=exclude_self).row_indices
     mq = uncorrelated_ssim_maps(queries)
     md = mq if exclude_self else uncorrelated_ssim_maps(database)
-    cand = _row_union(by_ncc, uncorrelated_ssim_topk(mq, md, c, exclude_self=exclude_self))
+    cand = row_union(by_ncc, uncorrelated_ssim_topk(mq, md, c, exclude_self=exclude_self), ascending=True)
     s = ssim_candidates(queries, database, cand)
     order = np.argsort(-s, axis=1, kind="stable")
     idx = np.take_along_axis(cand, order, 1)[:, :k]

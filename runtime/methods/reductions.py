@@ -31,6 +31,25 @@ def to_metric(closeness, metric: str):
     return -closeness if metric == "l2" else closeness
 
 
+def row_union(*index_lists: np.ndarray, ascending: bool = False) -> np.ndarray:
+    """Row-wise union of index lists (M×c each, −1 = none) → M×w int64, padded with −1 at the end, w the
+    largest union (at least 1): each row's indices in the order of their first occurrence, or ascending."""
+    x = np.concatenate([np.asarray(a, np.int64) for a in index_lists], axis=1)
+    order = np.argsort(x, axis=1, kind="stable")  # equal indices: the first occurrence first
+    s = np.take_along_axis(x, order, 1)
+    later = np.zeros(x.shape, bool)
+    later[:, 1:] = s[:, 1:] == s[:, :-1]
+    keep = np.empty(x.shape, bool)
+    np.put_along_axis(keep, order, ~later & (s >= 0), 1)
+    if ascending:
+        keep, x = np.take_along_axis(keep, order, 1), s
+    at = np.cumsum(keep, axis=1) - 1
+    out = np.full((len(x), max(1, int(keep.sum(1).max(initial=0)))), -1, np.int64)
+    r, c = np.nonzero(keep)
+    out[r, at[r, c]] = x[r, c]
+    return out
+
+
 @dataclass
 class Found:
     row_values: np.ndarray | None = None  # M×k closeness, best first

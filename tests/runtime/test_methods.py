@@ -213,3 +213,20 @@ def test_numpy_reference_is_blocked_consistently():
     b = numpy_search(real, gen, metric="l2", k=3, col_k=2, stats=True, block=1000)
     np.testing.assert_array_equal(a.row_indices, b.row_indices)
     np.testing.assert_array_equal(a.col_indices, b.col_indices)
+
+
+def test_row_union_keeps_first_occurrences_or_sorts():
+    """``reductions.row_union`` against a plain Python union per row (−1 = none, padded with −1)."""
+    from fprt.runtime.methods.reductions import row_union
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        m = int(rng.integers(1, 6))
+        lists = [rng.integers(-1, 9, (m, int(rng.integers(1, 5)))) for _ in range(int(rng.integers(1, 4)))]
+        rows = [list(dict.fromkeys(int(j) for j in np.concatenate([a[i] for a in lists]) if j >= 0)) for i in range(m)]
+        width = max(1, max(len(r) for r in rows))
+        for ascending in (False, True):
+            want = np.full((m, width), -1)
+            for i, r in enumerate(rows):
+                want[i, : len(r)] = sorted(r) if ascending else r
+            np.testing.assert_array_equal(row_union(*lists, ascending=ascending), want)
