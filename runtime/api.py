@@ -24,6 +24,7 @@ The one seam for a distributed run is ``runner`` (``fprt.runtime.pipeline.Runner
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -278,7 +279,7 @@ def resolve(model, data, reference, opts: ScoreOptions, clock, startup: Startup,
     spec = None
     if features is None and model is not None:
         spec = BackendSpec(str(model), backend=opts.backend, device=opts.device, threads=opts.threads, compile=opts.compile)
-    wanted = meth.pixel_features(sets) if pixel_features else None
+    wanted = meth.pixel_features(sets, model_obj) if pixel_features else None
     embedder = Embedder(model_obj, cache_root, spec=spec if spec is not None else features, pixel_features=wanted)
     return Job(layout=layout, ref=ref, task=task, method=meth, model=model_obj, classes=classes, sets=sets,
                embedder=embedder, cache_root=cache_root if embedder.cache is not None else None, truth=truth,
@@ -451,10 +452,11 @@ def decide(job: Job, parts: Assembled, runner, opts: ScoreOptions, clock, startu
     _wait_for_extension(job, startup or Startup())
     meta = job.meta
 
-    def load_pixels(paths):
+    def load_pixels(paths, size: int | None = None):
         from fprt.data import iter_batches
 
-        batches = list(iter_batches(list(paths), meta.preprocess, max(1, len(paths)), opts.workers, "stop"))
+        pre = meta.preprocess if size is None else dataclasses.replace(meta.preprocess, size=size)
+        batches = list(iter_batches(list(paths), pre, max(1, len(paths)), opts.workers, "stop"))
         return np.concatenate([b.pixels for b in batches]) if batches else np.zeros((0,), np.uint8)
 
     ctx = Context(task=job.task, classes=job.classes, metric=meta.metric, meta=meta, options=opts.method_options,

@@ -18,7 +18,8 @@ models). The content is removed first: the **noise residual** is the image minus
 
 A linear probe on these features (``fprt.runtime.evidence.subsets``) tells the generators apart even
 when their subsets' content is the same. ``pixels_small`` is the other pixel feature: the image
-area-averaged to ``SMALL``×``SMALL`` (the content, for the raw-pixel probe).
+area-averaged to ``SMALL``×``SMALL`` (the content, for the raw-pixel probe). ``pixels`` is the image itself at the
+spec's size (uint8): what the membership evidence compares, so that it is not decoded a second time.
 
 Everything is per image in NumPy and OpenCV (median and real DFT via OpenCV; checked against PyTorch), so a row never
 depends on the batch it was computed in: the scoring pipeline computes them in its one decode (``PixelFeatureSpec``).
@@ -199,7 +200,7 @@ def n_fingerprint(bins: int = SPECTRUM_BINS) -> int:
 
 
 FEATURE_NAMES = ("fingerprint", "pixels_small")
-PER_IMAGE = {"fingerprint": fingerprint_of, "pixels_small": small_of}
+PER_IMAGE = {"fingerprint": fingerprint_of, "pixels_small": small_of, "pixels": np.ascontiguousarray}
 PER_BATCH = {"fingerprint": fingerprint_features, "pixels_small": small_pixels}
 
 
@@ -211,16 +212,18 @@ def feature_blocks(pixels, names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, 
 @dataclass(frozen=True)
 class PixelFeatureSpec:
     """Pixel features the scoring pipeline computes from each image's one decode (``load_file``), at
-    ``size`` (the test images' own size, so that a generator's trace is not resampled away).
+    ``size`` (subsets: the test images' own size, so that a generator's trace is not resampled away), each
+    image resized to it with ``Preprocess``'s ``resize`` filter.
 
-    They travel and are cached as extra outputs of the embedder, under names that carry the size and
-    ``VERSION``: ``output(name)``."""
+    They travel and are cached as extra outputs of the embedder, under names that carry the size, the
+    filter (when not bilinear) and ``VERSION``: ``output(name)``."""
 
     names: tuple[str, ...] = FEATURE_NAMES
     size: int = 256
+    resize: str = "bilinear"
 
     def output(self, name: str) -> str:
-        return f"px-{name}-{self.size}-v{VERSION}"
+        return f"px-{name}-{self.size}{'' if self.resize == 'bilinear' else '-' + self.resize}-v{VERSION}"
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -230,7 +233,7 @@ class PixelFeatureSpec:
     def _resize(self):
         from fprt.preprocess import Preprocess
 
-        return Preprocess(size=self.size).resize_uint8
+        return Preprocess(size=self.size, resize=self.resize).resize_uint8
 
     def compute(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """A decoded H×W uint8 image (any size: resized to ``size`` like ``blocks_of_files``) → one row per output."""

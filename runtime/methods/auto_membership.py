@@ -16,7 +16,9 @@
    the ``max-sigma`` rule on the combined margin. The evidence table says so in its note.
 
 Runs with or without a model: without one the images are decoded at 128 px and only the classical
-evidence is used (``model_optional``: the pipeline calls ``features`` only when no model is given).
+evidence is used (``model_optional``: the pipeline calls ``features`` only when no model is given). With one,
+the pixels the evidence compares come from the pipeline's one decode (``pixel_features``: the model's size, at
+most 128 px) and its cache, never from a second read of the files.
 """
 
 from __future__ import annotations
@@ -102,6 +104,25 @@ def unsupervised_score(ev: MembershipEvidence) -> tuple[np.ndarray, list[str]]:
     return np.mean(z, axis=0), used
 
 
+def verify_pixels(meta):
+    """The ``PixelFeatureSpec`` of the pixels the evidence compares when a model embeds the images: each image
+    resized once from its decode to the model's size, or to ``VERIFY_SIZE`` if the model's is larger."""
+    from fprt.runtime.evidence.fingerprint import PixelFeatureSpec
+
+    pre = meta.preprocess
+    return PixelFeatureSpec(names=("pixels",), size=min(pre.size, VERIFY_SIZE), resize=pre.resize)
+
+
+def _pixels(ctx: Context, name: str) -> np.ndarray:
+    """The set's pixels for the evidence: the pipeline's (its one decode, or the cache), else decoded here
+    the same way (a runner that leaves pixel features to the method, e.g. Ray)."""
+    spec = verify_pixels(ctx.meta)
+    out = spec.output("pixels")
+    if out in ctx.outputs[name]:
+        return as_numpy(ctx.outputs[name][out])
+    return ctx.load_pixels(ctx.sets[name].paths, size=spec.size)
+
+
 class AutoMembership(Method):
     name = "auto"
     task = "membership"
@@ -115,6 +136,12 @@ class AutoMembership(Method):
     def features(self, options):
         return PixelFeatures(VERIFY_SIZE)
 
+    def pixel_features(self, sets, model):
+        """With a model: the images at the verification size (at most ``VERIFY_SIZE``, the model's resize filter)
+        from the pipeline's one decode, cached beside the embeddings (16 KB per image at 128 px), so the
+        evidence does not decode every image a second time. Without one the stand-in's output is the pixels."""
+        return None if isinstance(model, PixelFeatures) else verify_pixels(model.meta)
+
     def image_sets(self, data):
         sets = [data.test, data.test_generated]
         if data.reference is not None:
@@ -126,7 +153,7 @@ class AutoMembership(Method):
         if "pixels" in outs:  # no model: the stand-in decoded the pixels
             rp, gp, re, ge = as_numpy(outs["pixels"]), as_numpy(ctx.emb(gen, "pixels")), None, None
         else:
-            rp, gp = ctx.load_pixels(ctx.sets[real].paths), ctx.load_pixels(ctx.sets[gen].paths)
+            rp, gp = _pixels(ctx, real), _pixels(ctx, gen)
             re, ge = ctx.emb(real, "embedding"), ctx.emb(gen, "embedding")
         return membership_evidence(rp, gp, real_emb=re, gen_emb=ge, metric=ctx.metric, k=VERIFY_K)
 

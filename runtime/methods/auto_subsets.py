@@ -65,7 +65,7 @@ class Auto(Method):
     def features(self, options):
         return PixelFeatures()
 
-    def pixel_features(self, sets):
+    def pixel_features(self, sets, model):
         """Fingerprints and 32×32 pixels from the pipeline's one decode, at the test images' own size."""
         from fprt.runtime.evidence.fingerprint import PixelFeatureSpec, first_native_size
 

@@ -70,7 +70,7 @@ class Context:
     sets: dict[str, ImageSet]
     outputs: dict[str, dict[str, np.ndarray]]  # set name → output name → rows (host arrays)
     backend: Any = None
-    load_pixels: Callable[[list[Path]], np.ndarray] | None = None
+    load_pixels: Callable[..., np.ndarray] | None = None  # (paths, size=None): decoded at the model's size or ``size``
     timings: dict[str, float] = field(default_factory=dict)
     pixel_features: Any = None  # the PixelFeatureSpec whose outputs the pipeline added to ``outputs`` (or None)
 
@@ -103,9 +103,10 @@ class Method:
     def image_sets(self, data) -> list[ImageSet]:  # noqa: ANN001 - ScoreData, see fprt.runtime.score
         raise NotImplementedError
 
-    def pixel_features(self, sets: dict[str, ImageSet]):
+    def pixel_features(self, sets: dict[str, ImageSet], model):
         """The pixel features (``fprt.runtime.evidence.fingerprint.PixelFeatureSpec``) the pipeline should
-        compute from each image's one decode and cache, or None (the default: the method needs none)."""
+        compute from each image's one decode and cache, or None (the default: the method needs none).
+        ``model``: the backend the images are embedded with (or the stand-in ``features()``)."""
         return None
 
     def score(self, ctx: Context) -> MethodResult:

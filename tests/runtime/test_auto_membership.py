@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -213,3 +214,38 @@ def test_score_without_model_or_method_defaults_to_auto(trace_case, tmp_path):
     r = score(None, data, tmp_path / "o", plots=False, progress=False)
     assert r.method == "auto" and "evidence" in r.summary
     assert "embedding_best" not in {row["feature"] for row in r.summary["evidence"]["rows"]}
+
+
+def test_evidence_pixels_come_from_the_one_decode_and_the_cache(trace_case, tmp_path, monkeypatch):
+    """With a model, the pixels the evidence compares come from the pipeline's one decode (no second read of
+    any image) and the cache (a re-score reads and computes nothing); a runner that leaves them to the method
+    (as Ray does) and a cache filled by another method (only the pixels are added) give the same bytes."""
+    import fprt.data
+    from fprt.runtime.pipeline import Runner
+
+    data, model = trace_case
+    reads = []
+    iter_batches = fprt.data.iter_batches
+    monkeypatch.setattr(fprt.data, "iter_batches", lambda paths, *a, **k: reads.append(len(paths)) or iter_batches(paths, *a, **k))
+    kw = dict(labels=data / "test" / "labels.csv", plots=False, progress=False, cache=tmp_path / "cache")
+    first = score(model, data, tmp_path / "first", **kw)
+    n = sum(1 for _ in data.rglob("*.png"))
+    t1 = json.loads(first.summary_json.read_text())
+    assert first.method == "auto" and reads == [] and t1["timings"]["pixel_features"]["items"] == n
+    again = score(model, data, tmp_path / "again", **kw)
+    t2 = json.loads(again.summary_json.read_text())
+    assert t2["counts"]["computed"] == 0 and t2["counts"]["cache_hits"] == n and reads == []
+
+    class LeavesThemToTheMethod(Runner):
+        computes_pixel_features = False
+
+    other = score(model, data, tmp_path / "other", runner=LeavesThemToTheMethod(), **{**kw, "cache": tmp_path / "c2"})
+    assert sum(reads) == n  # every real and generated image of both splits, decoded again by the method
+    plain = score(model, data, tmp_path / "plain", **{**kw, "cache": tmp_path / "c3", "method": "max-sigma"})
+    had = json.loads(plain.summary_json.read_text())["counts"]["images_total"]
+    topped = score(model, data, tmp_path / "topped", **{**kw, "cache": tmp_path / "c3"})
+    t3 = json.loads(topped.summary_json.read_text())
+    assert 0 < had < n and t3["counts"]["computed"] == n - had and t3["timings"]["pixel_features"]["items"] == n
+    for res in (again, other, topped):
+        assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
+        assert res.run_csv.read_bytes() == first.run_csv.read_bytes()
