@@ -178,9 +178,12 @@ def _votes(idx: np.ndarray, vals: np.ndarray, labels: np.ndarray, k: int) -> np.
     return (votes + rank / (k * 2.0)) / nn
 
 
-def knn_candidate(emb_gen, y, emb_test, emb_real, y_real, k: int, metric: str, n_neighbours: int) -> Candidate:
+def knn_candidate(emb_gen, y, emb_test, emb_real, y_real, k: int, metric: str, n_neighbours: int,
+                  rows: np.ndarray | None = None) -> Candidate:
     """k-NN votes over the labelled real + generated training images; leave-one-out on the training side
-    (each generated training image's own row is dropped from its neighbours)."""
+    (each generated training image's own row is dropped from its neighbours), for the generated training
+    images ``rows`` only (default all: the CV sample's, ``CVPlan.rows``) — each one's neighbours are still
+    searched among every training image, so its votes are the same as in the search of all of them."""
     from fprt.runtime.methods.reductions import search
 
     base = np.concatenate([np.asarray(emb_real, np.float32), np.asarray(emb_gen, np.float32)])
@@ -188,16 +191,17 @@ def knn_candidate(emb_gen, y, emb_test, emb_real, y_real, k: int, metric: str, n
     nn = int(min(n_neighbours, len(labels) - 1))
     if nn < 1:
         raise FprtError("--method auto: too few training images for k-NN")
-    found = search(emb_gen, base, metric=metric, k=nn + 1)
-    own = found.row_indices == (len(y_real) + np.arange(len(y)))[:, None]
+    rows = np.arange(len(y)) if rows is None else np.asarray(rows, np.int64)
+    found = search(np.asarray(emb_gen, np.float32)[rows], base, metric=metric, k=nn + 1)
+    own = found.row_indices == (len(y_real) + rows)[:, None]
     # drop the image itself; when an exact duplicate pushed it out of the list, drop the last neighbour
     keep = np.where(own.any(1)[:, None], ~own, np.arange(nn + 1)[None] < nn)
-    idx = found.row_indices[keep].reshape(len(y), nn)
-    vals = found.row_values[keep].reshape(len(y), nn)
+    idx = found.row_indices[keep].reshape(len(rows), nn)
+    vals = found.row_values[keep].reshape(len(rows), nn)
     oof = _votes(idx, vals, labels, k)
     found_t = search(emb_test, base, metric=metric, k=nn)
     test = _votes(found_t.row_indices, found_t.row_values, labels, k)
-    return Candidate("knn", oof, test, accuracy(oof, y))
+    return Candidate("knn", oof, test, accuracy(oof, y[rows]))
 
 
 def _stack_inputs(cands: list[Candidate], which: str) -> np.ndarray:
@@ -316,7 +320,7 @@ def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[li
         fn, args, kw = job
         t0 = time.perf_counter()
         cand = fn(*args, **kw)
-        if len(cand.oof) != len(y_cv):  # centroid / k-NN score every training image: keep the CV sample's
+        if len(cand.oof) != len(y_cv):  # the centroid scores every training image: keep the CV sample's
             cand.oof = cand.oof[plan.rows]
             cand.cv_accuracy = accuracy(cand.oof, y_cv)
         cand.seconds = time.perf_counter() - t0
@@ -327,7 +331,8 @@ def _candidates(inp: SubsetsInputs, *, n_neighbours: int, seed: int) -> tuple[li
         real = inp.emb_real if has_real else inp.emb_gen[:0]
         if inp.centroids is not None or set(yr.tolist()) == set(range(k)):  # a centroid for every subset
             jobs.append((centroid_candidate, (inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, inp.centroids), {}))
-        jobs.append((knn_candidate, (inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, n_neighbours), {}))
+        jobs.append((knn_candidate, (inp.emb_gen, y, inp.emb_test, real, yr, k, inp.metric, n_neighbours),
+                     {"rows": plan.rows}))
         if not inp.embedding_is_pixels:
             jobs.append((probe_candidate, ("probe_embedding", inp.emb_gen, y, inp.emb_test, folds, k, real, yr),
                          {"plan": plan}))

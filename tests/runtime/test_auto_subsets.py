@@ -230,6 +230,11 @@ def test_knn_and_centroid_candidates_match_a_numpy_oracle(metric):
     st = close(test, base)
     votes_t = np.stack([np.bincount(labels[np.argsort(-row, kind="stable")[:nn]], minlength=k) for row in st]) / nn
     np.testing.assert_array_equal(np.floor(knn.test * nn + 1e-9), votes_t * nn)
+    rows = np.array([0, 3, 4, 17, 39])  # the CV sample's rows only: the same votes as in the search of all
+    some = S.knn_candidate(gen, y, test, real, yr, k, metric, nn, rows=rows)
+    np.testing.assert_array_equal(some.oof, knn.oof[rows])
+    np.testing.assert_array_equal(some.test, knn.test)
+    assert some.cv_accuracy == pytest.approx(float((knn.oof[rows].argmax(1) == y[rows]).mean()))
 
     cen = S.centroid_candidate(gen, y, test, real, yr, k, metric)
     cents = np.stack([real[yr == c].astype(np.float64).mean(0) for c in range(k)])
