@@ -227,6 +227,8 @@ def ssim_candidates(real: np.ndarray, database: np.ndarray, candidates: np.ndarr
     cand = np.asarray(candidates)
     out = np.full(cand.shape, -np.inf)
     i, j = np.nonzero(cand >= 0)
+    if not len(i):
+        return out
     real, database, rows, cols = _pair_images(real, database, i, cand[i, j])
     mr, vr = _moments(real)
     md, vd = _moments(database)

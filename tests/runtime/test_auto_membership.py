@@ -112,6 +112,7 @@ def test_ssim_on_candidates_equals_the_formula():
         for j, c in enumerate(row):
             want = ssim_pair(a[i], b[c]) if c >= 0 else -np.inf
             assert got[i, j] == pytest.approx(want, abs=1e-5)
+    assert np.all(np.isneginf(ssim_candidates(a, b, np.full((3, 2), -1))))  # no candidate at all
 
 
 def test_evidence_is_the_same_on_one_thread_and_on_many(monkeypatch):
