@@ -257,3 +257,29 @@ def make_conv_onnx(path: Path, *, size: int = 64, channels: int = 48, task: str 
         p.key, p.value = k, v
     onnx.save(m, str(path))
     return path, meta
+
+
+def rescore_other_ways(model, data: Path, tmp_path: Path, kw: dict, *, peer_method: str):
+    """(other, topped, had): the run ``score(model, data, **kw)`` again, by a runner that leaves the method's
+    pixel features to the method (as Ray does), on an empty cache; and on a cache first filled by
+    ``peer_method`` (its ``had`` images), to which auto only adds the pixel features."""
+    import json
+
+    from fprt.runtime import score
+    from fprt.runtime.pipeline import Runner
+
+    class LeavesThemToTheMethod(Runner):
+        computes_pixel_features = False
+
+    other = score(model, data, tmp_path / "other", runner=LeavesThemToTheMethod(), **{**kw, "cache": tmp_path / "c2"})
+    plain = score(model, data, tmp_path / "plain", **{**kw, "cache": tmp_path / "c3", "method": peer_method})
+    had = json.loads(plain.summary_json.read_text())["counts"]["images_total"]
+    topped = score(model, data, tmp_path / "topped", **{**kw, "cache": tmp_path / "c3"})
+    return other, topped, had
+
+
+def assert_same_outputs(first, *others) -> None:
+    """scores.csv and run.csv of every result in ``others`` are those of ``first``, byte for byte."""
+    for res in others:
+        assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
+        assert res.run_csv.read_bytes() == first.run_csv.read_bytes()

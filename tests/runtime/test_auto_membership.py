@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from membership_testkit import KINDS, acquire, body_templates, draw_split, make_trace_data, move, moved, scan
-from runtime_testkit import make_onnx
+from runtime_testkit import assert_same_outputs, make_onnx, rescore_other_ways
 from sklearn.metrics import roc_auc_score
 
 from fprt.runtime import score
@@ -222,7 +222,6 @@ def test_evidence_pixels_come_from_the_one_decode_and_the_cache(trace_case, tmp_
     any image) and the cache (a re-score reads and computes nothing); a runner that leaves them to the method
     (as Ray does) and a cache filled by another method (only the pixels are added) give the same bytes."""
     import fprt.data
-    from fprt.runtime.pipeline import Runner
 
     data, model = trace_case
     reads = []
@@ -237,16 +236,8 @@ def test_evidence_pixels_come_from_the_one_decode_and_the_cache(trace_case, tmp_
     t2 = json.loads(again.summary_json.read_text())
     assert t2["counts"]["computed"] == 0 and t2["counts"]["cache_hits"] == n and reads == []
 
-    class LeavesThemToTheMethod(Runner):
-        computes_pixel_features = False
-
-    other = score(model, data, tmp_path / "other", runner=LeavesThemToTheMethod(), **{**kw, "cache": tmp_path / "c2"})
+    other, topped, had = rescore_other_ways(model, data, tmp_path, kw, peer_method="max-sigma")
     assert sum(reads) == n  # every real and generated image of both splits, decoded again by the method
-    plain = score(model, data, tmp_path / "plain", **{**kw, "cache": tmp_path / "c3", "method": "max-sigma"})
-    had = json.loads(plain.summary_json.read_text())["counts"]["images_total"]
-    topped = score(model, data, tmp_path / "topped", **{**kw, "cache": tmp_path / "c3"})
     t3 = json.loads(topped.summary_json.read_text())
     assert 0 < had < n and t3["counts"]["computed"] == n - had and t3["timings"]["pixel_features"]["items"] == n
-    for res in (again, other, topped):
-        assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
-        assert res.run_csv.read_bytes() == first.run_csv.read_bytes()
+    assert_same_outputs(first, again, other, topped)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import subsets_testkit as kit
-from runtime_testkit import make_onnx
+from runtime_testkit import assert_same_outputs, make_onnx, rescore_other_ways
 
 from fprt.runtime import score
 from fprt.runtime.evidence import fingerprint as F
@@ -260,7 +260,6 @@ def test_pixel_features_come_from_the_one_decode_and_the_cache(data, model, tmp_
     images), cached with the embeddings (a re-score computes nothing), and a runner that leaves them to
     the method (as Ray does) gets the same decisions and scores, byte for byte."""
     from fprt.runtime.evidence import fingerprint
-    from fprt.runtime.pipeline import Runner
 
     reads = []
     blocks = fingerprint.blocks_of_files
@@ -275,20 +274,12 @@ def test_pixel_features_come_from_the_one_decode_and_the_cache(data, model, tmp_
     assert t2["counts"]["computed"] == 0 and t2["counts"]["cache_hits"] == n and "pixel_features" not in t2["timings"]
     assert reads == []
 
-    class LeavesThemToTheMethod(Runner):
-        computes_pixel_features = False
-
-    other = score(model, data, tmp_path / "other", runner=LeavesThemToTheMethod(), **{**kw, "cache": tmp_path / "c2"})
+    # and a cache that holds only the model's rows (a --method centroid run): auto computes only the pixel features
+    other, topped, had = rescore_other_ways(model, data, tmp_path, kw, peer_method="centroid")
     assert sum(reads) == n  # test, generated and real training images, read again by the method
-    # a cache that holds only the model's rows (a --method centroid run): auto computes only the pixel features
-    centroid = score(model, data, tmp_path / "centroid", **{**kw, "cache": tmp_path / "c3", "method": "centroid"})
-    had = json.loads(centroid.summary_json.read_text())["counts"]["images_total"]
-    topped = score(model, data, tmp_path / "topped", **{**kw, "cache": tmp_path / "c3"})
     t3 = json.loads(topped.summary_json.read_text())
     assert 0 < had < n and t3["counts"]["computed"] == n - had and t3["timings"]["pixel_features"]["items"] == n
-    for res in (again, other, topped):
-        assert res.scores_csv.read_bytes() == first.scores_csv.read_bytes()
-        assert res.run_csv.read_bytes() == first.run_csv.read_bytes()
+    assert_same_outputs(first, again, other, topped)
 
 
 def test_large_training_splits_cross_validate_on_a_stratified_sample(monkeypatch):
