@@ -101,11 +101,18 @@ def _alignments(half_tiles: TileSet, rows, half_db: SearchSpace, cols) -> list:
     return out
 
 
-def _largest_move(m: np.ndarray, shape: tuple[int, int]) -> float:
-    """How far (px) the 2×3 transform ``m`` moves the corners of an image of ``shape``, at most."""
+def _largest_moves(ms: list, shape: tuple[int, int]) -> np.ndarray:
+    """How far (px) each 2×3 transform of ``ms`` moves the corners of an image of ``shape``, at most
+    (−inf for None), all at once."""
     h, w = shape
-    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
-    return float(np.abs(corners @ np.asarray(m, np.float64).T - corners[:, :2]).max())
+    out = np.full(len(ms), -np.inf)
+    fitted = [k for k, m in enumerate(ms) if m is not None]
+    if fitted:
+        m = np.stack([ms[k] for k in fitted]).astype(np.float64)  # K×2×3
+        corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)  # (x, y)
+        moved = corners[None] @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]  # K×4×2
+        out[fitted] = np.abs(moved - corners[None]).max(axis=(1, 2))
+    return out
 
 
 MOSTLY_USED = 0.9  # share of a set's images named by pairs above which the set is kept whole (no copy)
@@ -147,7 +154,7 @@ def verify_pairs(real: np.ndarray, database: np.ndarray, rows, cols, *, patch: i
         return score
     ms = _alignments(tile_set(_half(real), patch // 2), rows, search_space(_half(database), patch // 2, search), cols)
     h, w = real.shape[1:]
-    far = [k for k, m in enumerate(ms) if m is not None and _largest_move(m, (h, w)) > search / 2]
+    far = np.flatnonzero(_largest_moves(ms, (h, w)) > search / 2).tolist()
     if far:  # else the local search already covers the move
         moved = per_image(lambda k: cv2.warpAffine(database[cols[k]], ms[k], (w, h), flags=cv2.INTER_LINEAR,
                                                    borderMode=cv2.BORDER_REPLICATE), far,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fprt.errors import FprtError
-from fprt.runtime.evidence.parallel import side_by_side
+from fprt.runtime.evidence.parallel import one_blas_thread, side_by_side
 from fprt.runtime.evidence.table import EvidenceRow, EvidenceTable
 
 PREFERENCE = ("stacked", "fingerprint", "probe_embedding", "probe_pixels", "knn", "centroid")
@@ -296,13 +296,9 @@ class SubsetsInputs:
 
 
 def candidates(inp: SubsetsInputs, *, n_neighbours: int = 5, seed: int = 0) -> tuple[list[Candidate], list]:
-    """Every candidate of ``inp`` plus the stacked one, with the folds they were validated on.
-
-    The fits run with one BLAS thread (threadpoolctl): these small dense problems gain nothing from more,
-    and a multi-threaded BLAS that spins on a busy machine made each fit 10× slower (measured)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Every candidate of ``inp`` plus the stacked one, with the folds they were validated on; the fits on one
+    BLAS thread (``parallel.one_blas_thread``)."""
+    with one_blas_thread():
         return _candidates(inp, n_neighbours=n_neighbours, seed=seed)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from fprt.runtime.evidence import EvidenceRow, EvidenceTable
 from fprt.runtime.evidence.geometry import VERIFY_SIZE
 from fprt.runtime.evidence.membership import CATCHES, MembershipEvidence, membership_evidence
+from fprt.runtime.evidence.parallel import one_blas_thread
 from fprt.runtime.methods.base import Context, Method, MethodResult, as_numpy, neighbour_names
 from fprt.runtime.methods.classical import _Features
 
@@ -69,13 +70,9 @@ def cv_auc(x: np.ndarray, y: np.ndarray, folds: int) -> float:
 
 
 def fit_fusion(train: MembershipEvidence, y: np.ndarray, folds: int):
-    """(table rows, chosen feature list, fitted model): every single feature and the fused model by CV AUC.
-
-    The fits run with one BLAS thread (threadpoolctl): these small problems gain nothing from more, and
-    the threads' waiting made the fusion 2-3× slower on a shared 2-CPU machine."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    """(table rows, chosen feature list, fitted model): every single feature and the fused model by CV AUC;
+    the fits on one BLAS thread (``parallel.one_blas_thread``)."""
+    with one_blas_thread():
         return _fit_fusion(train, y, folds)
 
 
