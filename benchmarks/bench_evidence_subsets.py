@@ -15,7 +15,10 @@ evidence + fusion = wall(auto) − (wall(knn) − knn's own decision stage), wal
 (model and extension load, reported apart): everything auto adds to a
 run that only embeds, wherever it runs (the pixel features share the decode workers' CPU with the
 model). embedding = the peer's ``embed_wall`` (read + decode + infer + store, overlapped). Also
-reported: the pixel features' busy seconds in the decode workers and auto's decision stage.
+reported: the pixel features' busy seconds in the decode workers and auto's decision stage, and the CPU share:
+(CPU(auto) − CPU(knn)) / CPU(knn), the process's CPU seconds over all threads (``time.process_time``) — what
+auto adds in work, slightly under the evidence's (knn's own small decision step is in both), and far steadier than
+the difference of two walls on a shared machine.
 
 Goal (issue 12): evidence + fusion ≤ 15 % of the embedding time at 35,000 images.
 
@@ -115,18 +118,21 @@ def one_round(model: Path, data: Path, work: Path, *, threads: int, workers: int
               overwrite=True)
     out = {}
     for method in ("knn", "auto"):
+        cpu0 = time.process_time()
         res = score(model, data, work / f"out_{method}", method=method, cache=work / f"cache_{time.time_ns()}", **kw)
+        cpu = time.process_time() - cpu0
         s = res.summary
         startup = float(s.get("startup", {}).get("total_s") or 0.0)  # model and extension load: not the method's
         out[method] = {"wall_s": s["timings"]["total_wall_s"] - startup, "startup_s": startup,
                        "embed_wall_s": _seconds(s, "embed_wall"),
                        "decisions_s": _seconds(s, "similarity_and_decisions"),
                        "pixel_features_busy_s": _seconds(s, "pixel_features"),
-                       "accuracy": res.metrics.get("accuracy"), "params": s["method"]["params"]}
+                       "accuracy": res.metrics.get("accuracy"), "cpu_s": round(cpu, 2), "params": s["method"]["params"]}
     knn, auto = out["knn"], out["auto"]
     evidence = auto["wall_s"] - (knn["wall_s"] - knn["decisions_s"])
     return {"evidence_and_fusion_s": round(evidence, 2), "embedding_s": round(knn["embed_wall_s"], 2),
             "share_of_embedding": round(evidence / knn["embed_wall_s"], 4),
+            "cpu_share": round((auto["cpu_s"] - knn["cpu_s"]) / knn["cpu_s"], 4),
             "knn": {k: v for k, v in knn.items() if k != "params"},
             "auto": {k: v for k, v in auto.items() if k != "params"},
             "auto_seconds": auto["params"].get("seconds"), "chosen": auto["params"].get("chosen"),
@@ -151,6 +157,8 @@ def run(images: int, model: Path | None, work: Path, *, threads: int, workers: i
         "workers": workers,
         "share_of_embedding": round(float(np.median(shares)), 4),
         "shares": shares,
+        "cpu_share": round(float(np.median([r["cpu_share"] for r in results])), 4),
+        "cpu_shares": [r["cpu_share"] for r in results],
         "goal_share": 0.15,
         "rounds": results,
         "note": "accuracy on these expanded sets is not meaningful: noisy copies of the same images leak across CV folds",
