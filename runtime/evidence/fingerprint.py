@@ -260,18 +260,16 @@ def first_native_size(paths, tries: int = 16) -> int | None:
     return None
 
 
-def blocks_of_files(paths, *, size: int | None = None, workers: int | None = None, batch_size: int = 64,
+def blocks_of_files(paths, *, size: int | None = None, batch_size: int = 64,
                     names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, np.ndarray]:
-    """The feature blocks ``names`` of image files, decoded and computed chunk by chunk on ``workers`` threads
-    (default: one per CPU, at most 8); memory: one chunk of pixels per thread.
+    """The feature blocks ``names`` of image files, decoded and computed chunk by chunk on one thread per CPU
+    (``parallel.per_image``; OpenCV and NumPy's FFT release the GIL); memory: one chunk of pixels per thread.
 
     Images are read at ``size`` (default: the first image's own size) so that the generator's trace is
     not resampled away; an image of another size is resized to it (``Preprocess``, bilinear)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from fprt.data import iter_batches
-    from fprt.data.loader import default_workers
     from fprt.preprocess import Preprocess
+    from fprt.runtime.evidence.parallel import per_image
 
     paths = list(paths)
     if not paths:
@@ -282,7 +280,5 @@ def blocks_of_files(paths, *, size: int | None = None, workers: int | None = Non
     def one(chunk):
         return feature_blocks(np.concatenate([b.pixels for b in iter_batches(chunk, pre, len(chunk), 0, "stop")]), names)
 
-    n = workers if workers is not None else default_workers()
-    with ThreadPoolExecutor(max(1, n)) as pool:  # OpenCV and NumPy's FFT release the GIL
-        parts = list(pool.map(one, chunks))
+    parts = per_image(one, chunks, [None] * len(chunks), min_chunk=1)
     return {name: np.concatenate([part[name] for part in parts]) for name in names}
