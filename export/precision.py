@@ -2,10 +2,10 @@
 
 FP16 (``to_fp16``): ONNX Runtime's own ``onnxruntime.transformers.float16.convert_float_to_float16``
 (a maintained fork of onnxconverter-common's converter, shipped inside the onnxruntime wheel fprt
-already depends on — no extra package). Inputs and outputs stay float32 (``keep_io_types=True``): the
-graph casts at its edges, so the runtime feeds the same arrays at every precision, and TensorRT 11
-(strongly typed: the precision is whatever the graph says) builds an FP16 engine from it. With
-uint8-input graphs (the default export) the input stays uint8.
+already depends on — no extra package). Inputs and outputs keep their types (``keep_io_types=True``: uint8
+input for the default export, float32 for ``--float-input``; float32 outputs): the graph casts at its edges, so
+the runtime feeds the same arrays at every precision, and TensorRT 11 (strongly typed: the precision is whatever
+the graph says) builds an FP16 engine from it.
 
 INT8 (``quantize_int8``): ``onnxruntime.quantization.quantize_static`` in QDQ format after ORT's
 ``quant_pre_process`` (ONNX shape inference + graph optimisation), calibrated with MinMax on real

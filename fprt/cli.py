@@ -295,7 +295,7 @@ def export_onnx_cmd(
     old_model: Optional[str] = typer.Argument(None, hidden=True, metavar="RUN_OR_CHECKPOINT"),
     out: str = typer.Option(..., "--out", "-o", metavar="FILE", help="The ONNX file to write (model.onnx)."),
     opset: Optional[int] = typer.Option(None, "--opset", show_default="the exporter's, 20 with torch 2.14", help="ONNX opset."),
-    fp16: bool = typer.Option(False, "--fp16", help="FP16 weights and compute, float32 inputs/outputs kept (for GPUs / TensorRT)."),
+    fp16: bool = typer.Option(False, "--fp16", help="FP16 weights and compute, the input and output types kept (uint8 or float32 in, float32 out; for GPUs / TensorRT)."),
     int8: bool = typer.Option(False, "--int8", help="Static INT8 QDQ for ONNX Runtime's CPU EP, calibrated on --calib."),
     calib: Optional[str] = typer.Option(None, "--calib", metavar="DIR", show_default="the run's training data", help="Folder of real images (or a training dataset) to calibrate INT8 on."),
     uint8_input: bool = typer.Option(True, "--uint8-input/--float-input", help="uint8: the graph takes the decoded N×1×H×W pixels and normalises them itself (less CPU work and 4× less data to move per image); float: it takes normalised float32 N×C×H×W."),
