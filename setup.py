@@ -104,6 +104,7 @@ setup(
         "scipy>=1.11",  # pHash (DCT), SSIM filters
         "scikit-image>=0.22",  # evidence: registration, SSIM
         "opencv-python-headless>=4.8",  # evidence: feature matching, warps
+        "pywuffs>=2.0",  # decode: Wuffs for 8-bit gray PNGs (faster than libpng, the same pixels)
         "Jinja2>=3.1",  # fprt report (HTML)
         "matplotlib>=3.7",
         "tqdm>=4.66",

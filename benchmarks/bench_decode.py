@@ -27,18 +27,18 @@ def _paths(kind: str, demo_subsets, demo_dicom):
     return sorted(demo_dicom.glob("*.dcm"))
 
 
-def _record(benchmark, results, baseline: str, what: str, n: int):
+def _record(benchmark, results, baseline: str, what: str, n: int, workers: int = WORKERS):
     rates = {name: t.images_per_s for (name, _), t in results.items()}
     benchmark.extra_info.update(
         files=n,
-        workers=WORKERS,
+        workers=workers,
         rounds=ROUNDS,
         images_per_s={k: round(v, 1) for k, v in rates.items()},
         ratios_vs=baseline,
         ratios={k: round(v / rates[baseline], 3) for k, v in rates.items() if k != baseline},
         load_average=round(os.getloadavg()[0], 2),
     )
-    print(f"\n{what}, {n} files, {WORKERS} workers, {ROUNDS} interleaved rounds, load {os.getloadavg()[0]:.1f}:")
+    print(f"\n{what}, {n} files, {workers} workers, {ROUNDS} interleaved rounds, load {os.getloadavg()[0]:.1f}:")
     for name, rate in rates.items():
         extra = "" if name == baseline else f"  ({rate / rates[baseline]:.2f}× {baseline})"
         print(f"  {name:<10} {rate:9.1f} files/s{extra}")
@@ -81,3 +81,35 @@ def test_check_files_levels(benchmark, demo_subsets, demo_dicom, kind):
     assert runners[("verify", kind)]() == []  # every demo file is good
     results = benchmark.pedantic(lambda: interleaved(runners, batch=len(paths), threads=WORKERS, rounds=ROUNDS), rounds=1, iterations=1)
     _record(benchmark, results, "decode", f"check_files {kind}", len(paths))
+
+
+@pytest.mark.benchmark(group="png-decoders")
+def test_png_decoders(benchmark, demo_subsets):
+    """The 8-bit gray PNG decoders on the same bytes, one thread: fprt's fast path (Wuffs) against OpenCV's
+    libpng (the fast path before) and PIL (everything else); all must give the same pixels."""
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from fprt.data import decode as D
+    from fprt.export.bench import interleaved
+
+    blobs = [p.read_bytes() for p in sorted(demo_subsets.rglob("*.png"))]
+    wuffs = D._gray8_decoder()
+    if wuffs is None:
+        pytest.skip("pywuffs is not installed")
+    decoders = {
+        "wuffs": lambda b: wuffs(b)[..., 0],
+        "opencv": lambda b: cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED),
+        "pil": lambda b: np.asarray(Image.open(io.BytesIO(b))),
+    }
+    for b in blobs[:50]:
+        ref = decoders["pil"](b)
+        assert all(np.array_equal(f(b), ref) for f in decoders.values())
+    runners = {(name, "png"): (lambda f=f: [f(b) for b in blobs]) for name, f in decoders.items()}
+    results = benchmark.pedantic(lambda: interleaved(runners, batch=len(blobs), threads=1, rounds=ROUNDS),
+                                 rounds=1, iterations=1)
+    _record(benchmark, results, "opencv", "8-bit gray PNG decoders", len(blobs), workers=1)
+

@@ -331,3 +331,79 @@ def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monke
             assert fast[name].flags.c_contiguous and fast[name].flags.writeable
     assert all(used[n] for n in ("plain", "odd", "fast", "chunks"))  # the fast path did run on the good ones
     assert isinstance(fast["truncated"], str)
+    assert isinstance(fast["flipped_idat_byte"], str)
+
+
+def _png_with_filters(image: np.ndarray, filters: list[int], idat_parts: int = 1) -> bytes:
+    """An 8-bit gray PNG whose row r is stored with PNG filter ``filters[r % len(filters)]`` (0 None, 1 Sub, 2 Up,
+    3 Average, 4 Paeth; PNG spec §9.2, written here from the spec), its zlib stream split over ``idat_parts``
+    IDAT chunks: rows no writer of ours would choose."""
+    import struct
+    import zlib
+
+    def paeth(a, b, c):
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+    h, w = image.shape
+    x = image.astype(np.int64)
+    rows = []
+    for r in range(h):
+        cur, up = x[r], x[r - 1] if r else np.zeros(w, np.int64)
+        left, upleft = np.concatenate([[0], cur[:-1]]), np.concatenate([[0], up[:-1]])
+        kind = filters[r % len(filters)]
+        pred = [np.zeros(w, np.int64), left, up, (left + up) // 2, paeth(left, up, upleft)][kind]
+        rows.append(bytes([kind]) + ((cur - pred) % 256).astype(np.uint8).tobytes())
+    stream = zlib.compress(b"".join(rows), 9)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    cuts = np.linspace(0, len(stream), idat_parts + 1).astype(int)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + b"".join(chunk(b"IDAT", stream[a:b]) for a, b in zip(cuts[:-1], cuts[1:])) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (37, 61), (256, 256)])
+def test_png_fast_path_decodes_every_row_filter_as_pil_does(tmp_path, shape):
+    """Rows stored with each of the five PNG filters (cycled, and each alone), over several IDAT chunks, come back
+    as the image that was written — through the fast path (Wuffs, or OpenCV without pywuffs) and through PIL."""
+    import io
+
+    from fprt.data import decode as D
+
+    rng = np.random.default_rng(shape[0])
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    image[:, : shape[1] // 2] = np.arange(shape[1] // 2, dtype=np.uint8)  # a smooth part too
+    for filters in ([0, 1, 2, 3, 4], [3], [4], [1, 4, 2]):
+        data = _png_with_filters(image, filters, idat_parts=min(3, shape[0]))
+        fast = D._png_gray8_fast(tmp_path / "x.png", data)
+        assert fast is not None, (shape, filters)
+        np.testing.assert_array_equal(fast, image, err_msg=f"{shape} {filters}")
+        assert fast.flags.c_contiguous and fast.flags.writeable
+        with Image.open(io.BytesIO(data)) as im:
+            np.testing.assert_array_equal(np.asarray(im), image)
+
+
+def test_png_fast_path_uses_wuffs_and_leaves_transparency_to_opencv(monkeypatch):
+    """Wuffs decodes the plain gray PNG; a file with a tRNS chunk is never handed to it (it would composite the
+    transparent gray level onto black)."""
+    import io
+
+    from fprt.data import decode as D
+
+    pytest.importorskip("pywuffs")
+    image = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    called = []
+    real = D._gray8_decoder()
+    assert real is not None
+    monkeypatch.setattr(D, "_gray8_decoder", lambda: lambda data: called.append(1) or real(data))
+    plain, transparent = io.BytesIO(), io.BytesIO()
+    Image.fromarray(image).save(plain, format="PNG")
+    Image.fromarray(image).save(transparent, format="PNG", transparency=3)
+    np.testing.assert_array_equal(D._png_gray8_fast(None, plain.getvalue()), image)
+    assert called == [1]
+    np.testing.assert_array_equal(D._png_gray8_fast(None, transparent.getvalue()), image)
+    assert called == [1]
+    np.testing.assert_array_equal(real(transparent.getvalue())[..., 0] == image, image != 3)  # why: composited

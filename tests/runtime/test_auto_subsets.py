@@ -64,7 +64,7 @@ def test_residual_and_tiles_match_scipy_and_numpy():
     assert np.unravel_index(np.argmax(grid), grid.shape) == (0, F.SPECTRUM_BINS // 2 - 1)
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (40, 48), (37, 50)])
+@pytest.mark.parametrize("shape", [(64, 64), (256, 256), (40, 48), (37, 50)])
 def test_spectrum_and_small_pixels_match_pytorch(shape):
     """The per-image NumPy/OpenCV features against PyTorch: rfft2 power (orthonormal, fftshift) pooled by
     adaptive mean / max pooling onto the bins × bins/2 grid; the image area-averaged to 32×32."""
