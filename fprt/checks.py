@@ -134,6 +134,7 @@ def run_checks() -> list[Check]:
     checks.append(_onnxruntime_check())
     checks.append(_tensorrt_check())
     checks += _extension_checks()
+    checks.append(_optional("pywuffs", "the fast 8-bit gray PNG decoder; without it OpenCV decodes them, the same pixels"))
     checks.append(_optional("faiss-cpu", "reference for tests and benchmarks: the [dev] extra"))
     checks.append(_optional("ray", "`fprt score --ray`: the [ray] extra"))
     return checks
