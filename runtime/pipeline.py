@@ -200,7 +200,7 @@ def load_file(path: Path, preprocess=None, is_cached: Callable[[bytes], bool] | 
     from fprt.data.decode import decode_image, read_file_bytes
     from fprt.errors import DataError
 
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)  # a Path already from every runner: parsed once
     t0 = time.perf_counter()
     try:
         data = read_file_bytes(path)

@@ -126,7 +126,7 @@ def unreadable_reason(path: str | os.PathLike, exc: OSError) -> str:
     return f"cannot read the file ({detail}; {type(exc).__name__})"
 
 
-def _open_regular(path: Path):
+def _open_regular(path: str | os.PathLike):
     """The file opened for reading, after checking it is a regular, non-empty file (``DataError`` otherwise).
 
     ``stat`` first (following links), so a FIFO or device named like an image is refused before an
@@ -144,7 +144,6 @@ def _open_regular(path: Path):
 
 def read_file(path: str | os.PathLike) -> bytes:
     """Every byte of the image file at ``path``; a ``DataError`` naming it when it cannot be read."""
-    path = Path(path)
     fh = _open_regular(path)
     try:
         with fh:

@@ -300,17 +300,52 @@ def _png_variants(tmp_path):
     out["chunks"] = p
     good = out["plain"].read_bytes()
     for name, data in [("truncated", good[: len(good) // 2]), ("no_iend", good[:-12]),
-                       ("flipped_idat_byte", good[:200] + bytes([good[200] ^ 0xFF]) + good[201:])]:
+                       ("flipped_idat_byte", good[:200] + bytes([good[200] ^ 0xFF]) + good[201:]),
+                       # the IDAT chunk's CRC recomputed after the change: only the zlib stream's Adler-32 tells
+                       ("adler_changed_crc_refit", _idat_byte_changed(good, -1)),
+                       ("pixels_changed_crc_refit", _idat_byte_changed(good, len(good) // 2)),
+                       ("text_crc_wrong", _crc_flipped(out["chunks"].read_bytes(), b"tEXt"))]:
         (tmp_path / f"{name}.png").write_bytes(data)
         out[name] = tmp_path / f"{name}.png"
     return out
 
 
-def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monkeypatch):
-    """OpenCV's decode of gray 8-bit PNGs gives PIL's pixels; a file it refuses is PIL's to judge, so every
-    file is either the same array or the same kind of error with and without the fast path."""
+def _idat_byte_changed(png: bytes, at: int) -> bytes:
+    """``png`` (one IDAT chunk) with byte ``at`` of the IDAT data changed (negative: from its end) and the
+    chunk's CRC-32 recomputed, so that only the zlib stream's own checks can tell."""
+    import struct
+    import zlib
+
+    pos = png.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", png[pos : pos + 4])
+    body = bytearray(png[pos + 8 : pos + 8 + length])
+    body[at] ^= 0x55
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
+    return png[: pos + 8] + bytes(body) + crc + png[pos + 12 + length :]
+
+
+def _crc_flipped(png: bytes, kind: bytes) -> bytes:
+    """``png`` with one bit of the CRC of its first ``kind`` chunk flipped."""
+    import struct
+
+    pos = png.index(kind) - 4
+    (length,) = struct.unpack(">I", png[pos : pos + 4])
+    at = pos + 8 + length
+    return png[:at] + bytes([png[at] ^ 1]) + png[at + 1 :]
+
+
+@pytest.mark.parametrize("decoder", ["wuffs", "opencv"])
+def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monkeypatch, decoder):
+    """The fast path's decode of gray 8-bit PNGs (Wuffs; OpenCV without pywuffs) gives PIL's pixels; a file it
+    refuses is PIL's to judge, so every file is either the same array or the same kind of error with and without
+    the fast path."""
     from fprt.data import decode as D
     from fprt.errors import DataError
+
+    if decoder == "wuffs":
+        pytest.importorskip("pywuffs")
+    else:
+        monkeypatch.setattr(D, "_gray8_decoder", lambda: None)
 
     def outcome(path):
         try:
@@ -332,6 +367,9 @@ def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monke
     assert all(used[n] for n in ("plain", "odd", "fast", "chunks"))  # the fast path did run on the good ones
     assert isinstance(fast["truncated"], str)
     assert isinstance(fast["flipped_idat_byte"], str)
+    assert isinstance(fast["adler_changed_crc_refit"], str)  # PIL and libpng refuse it; Wuffs must too
+    assert isinstance(fast["pixels_changed_crc_refit"], str)
+    assert isinstance(fast["text_crc_wrong"], str) and not used["text_crc_wrong"]  # the chunk walk's own check
 
 
 def _png_with_filters(image: np.ndarray, filters: list[int], idat_parts: int = 1) -> bytes:
