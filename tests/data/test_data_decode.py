@@ -424,6 +424,33 @@ def test_png_fast_path_decodes_every_row_filter_as_pil_does(tmp_path, shape):
             np.testing.assert_array_equal(np.asarray(im), image)
 
 
+@pytest.mark.parametrize("decoder", ["wuffs", "opencv"])
+def test_png_fast_path_refuses_a_wrong_crc_in_any_idat_chunk(monkeypatch, decoder):
+    """The chunk walk leaves IDAT CRCs to the decoder: a wrong one in the middle of three IDAT chunks, or in the
+    last, still sends the file to PIL instead of the fast decoder; PIL (which reads no IDAT CRC after the
+    first) then decides, as it did when the walk checked them."""
+    import io
+    import struct
+
+    from fprt.data import decode as D
+
+    if decoder == "wuffs":
+        pytest.importorskip("pywuffs")
+    else:
+        monkeypatch.setattr(D, "_gray8_decoder", lambda: None)
+    image = np.random.default_rng(5).integers(0, 256, (40, 30), dtype=np.uint8)
+    data = _png_with_filters(image, [0, 1, 2, 3, 4], idat_parts=3)
+    assert D._png_gray8_fast(None, data) is not None
+    starts = [i - 4 for i in range(len(data)) if data[i : i + 4] == b"IDAT"]
+    for start in starts[1:]:
+        (length,) = struct.unpack(">I", data[start : start + 4])
+        at = start + 8 + length
+        bad = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+        assert D._png_gray8_fast(None, bad) is None
+        with Image.open(io.BytesIO(bad)) as im:
+            np.testing.assert_array_equal(decode_image("x.png", data=bad), np.asarray(im))
+
+
 def test_png_fast_path_uses_wuffs_and_leaves_transparency_to_opencv(monkeypatch):
     """Wuffs decodes the plain gray PNG; a file with a tRNS chunk is never handed to it (it would composite the
     transparent gray level onto black)."""
