@@ -262,8 +262,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _png_gray8_fast(path: Path, data: bytes) -> np.ndarray | None:
     """The common case — a single-frame, non-interlaced 8-bit gray PNG, as every ImageCLEF slice is — decoded by
     Wuffs (0.42 ms per 256² slice, checksums verified, against OpenCV's libpng 0.51 and PIL's 0.57, measured): the
-    same pixels, PNG being lossless. A file with a ``tRNS`` chunk goes to OpenCV (Wuffs would composite the transparent gray
-    level onto black; fprt ignores transparency), as does every file where pywuffs is not installed.
+    same pixels, PNG being lossless. A file with a ``tRNS`` chunk goes to OpenCV (Wuffs would composite the
+    transparent gray level onto black; fprt ignores transparency), as does every file where pywuffs is not installed.
 
     None for anything else, and whenever the decoder refuses the file (truncated, zlib or checksum error): PIL
     then decodes it or names the problem, so what counts as a bad file is decided as before."""
