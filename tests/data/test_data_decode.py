@@ -310,42 +310,58 @@ def _png_variants(tmp_path):
     return out
 
 
+def _chunk(png: bytes, kind: bytes, nth: int = 0) -> tuple[int, int]:
+    """(offset, data length) of the ``nth`` chunk of ``kind`` in ``png``, found by walking its chunks."""
+    import struct
+
+    pos, seen = 8, 0
+    while True:
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        if png[pos + 4 : pos + 8] == kind:
+            if seen == nth:
+                return pos, length
+            seen += 1
+        pos += 12 + length
+
+
 def _idat_byte_changed(png: bytes, at: int) -> bytes:
     """``png`` (one IDAT chunk) with byte ``at`` of the IDAT data changed (negative: from its end) and the
     chunk's CRC-32 recomputed, so that only the zlib stream's own checks can tell."""
     import struct
     import zlib
 
-    pos = png.index(b"IDAT") - 4
-    (length,) = struct.unpack(">I", png[pos : pos + 4])
+    pos, length = _chunk(png, b"IDAT")
     body = bytearray(png[pos + 8 : pos + 8 + length])
     body[at] ^= 0x55
     crc = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
     return png[: pos + 8] + bytes(body) + crc + png[pos + 12 + length :]
 
 
-def _crc_flipped(png: bytes, kind: bytes) -> bytes:
-    """``png`` with one bit of the CRC of its first ``kind`` chunk flipped."""
-    import struct
-
-    pos = png.index(kind) - 4
-    (length,) = struct.unpack(">I", png[pos : pos + 4])
+def _crc_flipped(png: bytes, kind: bytes, nth: int = 0) -> bytes:
+    """``png`` with one bit of the CRC of its ``nth`` ``kind`` chunk flipped."""
+    pos, length = _chunk(png, kind, nth)
     at = pos + 8 + length
     return png[:at] + bytes([png[at] ^ 1]) + png[at + 1 :]
 
 
-@pytest.mark.parametrize("decoder", ["wuffs", "opencv"])
-def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monkeypatch, decoder):
+@pytest.fixture(params=["wuffs", "opencv"])
+def fast_decoder(request, monkeypatch):
+    """The fast path's decoder under test: Wuffs, or OpenCV's libpng (what decodes without pywuffs)."""
+    from fprt.data import decode as D
+
+    if request.param == "wuffs":
+        pytest.importorskip("pywuffs")
+    else:
+        monkeypatch.setattr(D, "_gray8_decoder", lambda: None)
+    return request.param
+
+
+def test_png_fast_path_equals_pil_and_leaves_damaged_files_to_it(tmp_path, monkeypatch, fast_decoder):
     """The fast path's decode of gray 8-bit PNGs (Wuffs; OpenCV without pywuffs) gives PIL's pixels; a file it
     refuses is PIL's to judge, so every file is either the same array or the same kind of error with and without
     the fast path."""
     from fprt.data import decode as D
     from fprt.errors import DataError
-
-    if decoder == "wuffs":
-        pytest.importorskip("pywuffs")
-    else:
-        monkeypatch.setattr(D, "_gray8_decoder", lambda: None)
 
     def outcome(path):
         try:
@@ -424,28 +440,19 @@ def test_png_fast_path_decodes_every_row_filter_as_pil_does(tmp_path, shape):
             np.testing.assert_array_equal(np.asarray(im), image)
 
 
-@pytest.mark.parametrize("decoder", ["wuffs", "opencv"])
-def test_png_fast_path_refuses_a_wrong_crc_in_any_idat_chunk(monkeypatch, decoder):
+def test_png_fast_path_refuses_a_wrong_crc_in_any_idat_chunk(fast_decoder):
     """The chunk walk leaves IDAT CRCs to the decoder: a wrong one in the middle of three IDAT chunks, or in the
     last, still sends the file to PIL instead of the fast decoder; PIL (which reads no IDAT CRC after the
     first) then decides, as it did when the walk checked them."""
     import io
-    import struct
 
     from fprt.data import decode as D
 
-    if decoder == "wuffs":
-        pytest.importorskip("pywuffs")
-    else:
-        monkeypatch.setattr(D, "_gray8_decoder", lambda: None)
     image = np.random.default_rng(5).integers(0, 256, (40, 30), dtype=np.uint8)
     data = _png_with_filters(image, [0, 1, 2, 3, 4], idat_parts=3)
     assert D._png_gray8_fast(None, data) is not None
-    starts = [i - 4 for i in range(len(data)) if data[i : i + 4] == b"IDAT"]
-    for start in starts[1:]:
-        (length,) = struct.unpack(">I", data[start : start + 4])
-        at = start + 8 + length
-        bad = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+    for nth in (1, 2):
+        bad = _crc_flipped(data, b"IDAT", nth)
         assert D._png_gray8_fast(None, bad) is None
         with Image.open(io.BytesIO(bad)) as im:
             np.testing.assert_array_equal(decode_image("x.png", data=bad), np.asarray(im))
