@@ -217,7 +217,7 @@ def load_file(path: Path, preprocess=None, is_cached: Callable[[bytes], bool] | 
     except DataError as exc:
         return FileResult(key, bad=BadFile(path, reason_of(path, exc)), seconds=(t1 - t0, t2 - t1, time.perf_counter() - t2))
     t3 = time.perf_counter()
-    features = pixel_features.compute(image) if pixel_features is not None else None
+    features = pixel_features.compute(image, path) if pixel_features is not None else None
     return FileResult(key, pixels=pixels, seconds=(t1 - t0, t2 - t1, t3 - t2), features=features,
                       features_s=time.perf_counter() - t3)
 

@@ -217,11 +217,17 @@ class PixelFeatureSpec:
     image resized to it with ``Preprocess``'s ``resize`` filter.
 
     They travel and are cached as extra outputs of the embedder, under names that carry the size, the
-    filter (when not bilinear) and ``VERSION``: ``output(name)``."""
+    filter (when not bilinear) and ``VERSION``: ``output(name)``.
+
+    ``untraced``: paths of images that carry no generator trace (the real training images), whose fingerprint
+    nothing reads: they get ``untraced_row()`` (NaN) instead, which is cached like any row. The cache is keyed by
+    content, so a generated image with the very bytes of such an image may find that row; whoever reads
+    fingerprints computes those again (``untraced_rows``)."""
 
     names: tuple[str, ...] = FEATURE_NAMES
     size: int = 256
     resize: str = "bilinear"
+    untraced: frozenset = frozenset()
 
     def output(self, name: str) -> str:
         return f"px-{name}-{self.size}{'' if self.resize == 'bilinear' else '-' + self.resize}-v{VERSION}"
@@ -236,10 +242,23 @@ class PixelFeatureSpec:
 
         return Preprocess(size=self.size, resize=self.resize).resize_uint8
 
-    def compute(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """A decoded H×W uint8 image (any size: resized to ``size`` like ``blocks_of_files``) → one row per output."""
+    def compute(self, image: np.ndarray, path=None) -> dict[str, np.ndarray]:
+        """A decoded H×W uint8 image (any size: resized to ``size`` like ``blocks_of_files``) → one row per
+        output; the fingerprint of an ``untraced`` path is ``untraced_row()``."""
         image = self._resize(image)
-        return {self.output(n): PER_IMAGE[n](image) for n in self.names}
+        skip = path is not None and path in self.untraced
+        return {self.output(n): untraced_row() if skip and n == "fingerprint" else PER_IMAGE[n](image)
+                for n in self.names}
+
+
+def untraced_row() -> np.ndarray:
+    """The fingerprint row of an image nobody reads it of (``PixelFeatureSpec.untraced``): NaN."""
+    return np.full(n_fingerprint(), np.nan, np.float32)
+
+
+def untraced_rows(fingerprints: np.ndarray) -> np.ndarray:
+    """Indices of the rows of an N × F fingerprint block that are ``untraced_row()``s."""
+    return np.flatnonzero(np.isnan(fingerprints).all(axis=1)) if len(fingerprints) else np.zeros(0, np.int64)
 
 
 def native_size(path) -> int:

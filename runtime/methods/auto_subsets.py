@@ -24,6 +24,7 @@ Neighbours: the nearest real training images *of the chosen subset* (file names)
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -66,13 +67,18 @@ class Auto(Method):
         return PixelFeatures()
 
     def pixel_features(self, sets, model):
-        """Fingerprints and 32×32 pixels from the pipeline's one decode, at the test images' own size."""
+        """Fingerprints and 32×32 pixels from the pipeline's one decode, at the test images' own size; the
+        real training images get no fingerprint (no generator trace: nothing reads it)."""
         from fprt.runtime.evidence.fingerprint import PixelFeatureSpec, first_native_size
 
         if "ref_generated" not in sets:
             return None  # nothing to validate on: the fallback needs no pixels
         size = first_native_size(sets["test"].paths)
-        return PixelFeatureSpec(size=size) if size is not None and size >= MIN_SIZE else None
+        if size is None or size < MIN_SIZE:
+            return None
+        generated = {Path(p) for name in ("test", "ref_generated") for p in sets[name].paths}
+        real = sets["ref_real"].paths if "ref_real" in sets else []
+        return PixelFeatureSpec(size=size, untraced=frozenset(Path(p) for p in real) - generated)
 
     def image_sets(self, data):
         if data.reference is None:
@@ -213,7 +219,10 @@ def _pixel_blocks(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
     spec = ctx.pixel_features
     sets = ("test", "ref_generated", "ref_real")
     if spec is not None and all(spec.output(n) in ctx.outputs[s] for s in sets for n in FEATURE_NAMES):
-        return {s: {n: as_numpy(ctx.outputs[s][spec.output(n)]) for n in FEATURE_NAMES} for s in sets}
+        px = {s: {n: as_numpy(ctx.outputs[s][spec.output(n)]) for n in FEATURE_NAMES} for s in sets}
+        for s in ("test", "ref_generated"):
+            px[s]["fingerprint"] = _traced(px[s]["fingerprint"], ctx.sets[s].paths, spec.size)
+        return px
     size = native_size(ctx.sets["test"].paths[0])  # every set at the first test image's own size
     if size < MIN_SIZE:
         raise FprtError(f"--method auto for subsets reads generator fingerprints from images of at least {MIN_SIZE} px; "
@@ -221,6 +230,19 @@ def _pixel_blocks(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
     px = {name: blocks_of_files(ctx.sets[name].paths, size=size) for name in ("test", "ref_generated")}
     px["ref_real"] = blocks_of_files(ctx.sets["ref_real"].paths, size=size, names=("pixels_small",))  # no generator trace
     return px
+
+
+def _traced(fingerprints: np.ndarray, paths, size: int) -> np.ndarray:
+    """A generated set's fingerprints, with those the cache held as an untraced real image's (the same bytes as
+    a real training image: ``PixelFeatureSpec.untraced``) computed from the file."""
+    from fprt.runtime.evidence.fingerprint import blocks_of_files, untraced_rows
+
+    rows = untraced_rows(fingerprints)
+    if not len(rows):
+        return fingerprints
+    fingerprints = fingerprints.copy()
+    fingerprints[rows] = blocks_of_files([paths[i] for i in rows], size=size, names=("fingerprint",))["fingerprint"]
+    return fingerprints
 
 
 def _rows(x) -> np.ndarray:

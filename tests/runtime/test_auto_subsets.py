@@ -282,6 +282,49 @@ def test_pixel_features_come_from_the_one_decode_and_the_cache(data, model, tmp_
     assert_same_outputs(first, again, other, topped)
 
 
+def test_real_training_images_get_no_fingerprint(data, model, tmp_path, monkeypatch):
+    """Real images carry no generator trace and nothing reads their fingerprint: the one decode computes it
+    for the test and generated training images only (the real ones get a NaN row, cached like any row)."""
+    computed = []
+    fingerprint_of = F.PER_IMAGE["fingerprint"]
+    monkeypatch.setitem(F.PER_IMAGE, "fingerprint", lambda im: computed.append(1) or fingerprint_of(im))
+    score(model, data, tmp_path / "out", plots=False, progress=False, cache=tmp_path / "cache")
+    n_real = sum(1 for _ in (data / "train" / "real").rglob("*.png"))
+    n_traced = sum(1 for _ in (data / "train" / "generated").rglob("*.png")) + sum(1 for _ in (data / "test").rglob("*.png"))
+    assert n_real > 0 and len(computed) == n_traced
+
+
+def test_a_generated_image_with_a_real_images_bytes_gets_its_fingerprint(data, model, tmp_path, monkeypatch):
+    """The cache is keyed by content: a generated image (training or test) that is byte for byte a real
+    training image finds the real image's NaN fingerprint row; the method computes that fingerprint from the
+    file, so every fingerprint it reads is the image's own (oracle: ``fingerprint_of`` of the decoded file)."""
+    from PIL import Image
+
+    d = tmp_path / "d"
+    shutil.copytree(data, d)
+    real = sorted((d / "train" / "real" / "t1").glob("*.png"))
+    shutil.copy(real[0], d / "train" / "generated" / "gen_t1" / "copy_of_real.png")
+    shutil.copy(real[1], d / "test" / "generated_unknown" / "u_copy.png")
+    labels = d / "test" / "labels.csv"
+    labels.write_text(labels.read_text() + "u_copy,t1\n")
+    from fprt.runtime.methods import auto_subsets
+
+    seen = []
+    blocks = auto_subsets._pixel_blocks
+    monkeypatch.setattr(auto_subsets, "_pixel_blocks", lambda ctx: seen.append((ctx.sets, blocks(ctx))) or seen[-1][1])
+    for run in ("first", "again"):  # on an empty cache (the real image decoded first), then from the cache
+        score(model, d, tmp_path / run, plots=False, progress=False, cache=tmp_path / "cache")
+        sets, px = seen.pop()
+        for name, copy, original in (("ref_generated", "copy_of_real.png", real[0]), ("test", "u_copy.png", real[1])):
+            assert not np.isnan(px[name]["fingerprint"]).any(), (run, name)
+            row = [Path(p).name for p in sets[name].paths].index(copy)
+            own = F.fingerprint_of(np.asarray(Image.open(original)))
+            np.testing.assert_array_equal(px[name]["fingerprint"][row], own)
+        # the real images' own rows are never read: NaN, but for the one a test image (decoded first) shares bytes with
+        nan = np.isnan(px["ref_real"]["fingerprint"]).all(axis=1)
+        assert [Path(p).name for p, n in zip(sets["ref_real"].paths, nan) if not n] == [real[1].name], run
+
+
 def test_large_training_splits_cross_validate_on_a_stratified_sample(monkeypatch):
     """Beyond CV_ROWS generated training images the CV fits see a stratified sample (and at most CV_ROWS real
     images); the final fits, whose scores decide the test images, see every training image."""
