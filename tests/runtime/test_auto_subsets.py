@@ -87,6 +87,33 @@ def test_spectrum_and_small_pixels_match_pytorch(shape):
     assert F.fingerprint_of(image)[-1] == pytest.approx(level, rel=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(256, 256), (64, 64), (96, 128), (100, 100), (37, 50)])
+def test_features_are_the_plain_definition_on_any_thread(shape):
+    """The features computed in this thread's reused buffers, rows pooled before the shift where whole windows
+    move (256 and 64 rows), are bit for bit the plain definition (pooling of ``power_spectrum``, which shifts
+    first; ``small_of`` against the exact window means) — also when four threads compute them at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, size=shape, dtype=np.uint8) for _ in range(16)]
+
+    def plain(image):
+        power = F.power_spectrum(F.noise_residual(image))
+        bins = F.SPECTRUM_BINS
+        mean = F._pool(F._pool(power, bins, 0, "mean"), bins // 2, 1, "mean")
+        peak = F._pool(F._pool(power, bins, 0, "max"), bins // 2, 1, "max")
+        spectrum = np.concatenate([np.log(mean.ravel() + 1e-6), np.log(peak.ravel() + 1e-6)])
+        return spectrum, F._pool(F._pool(image.astype(np.float64), 32, 0, "mean"), 32, 1, "mean").ravel() / 255
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda im: (F.fingerprint_of(im), F.small_of(im)), images))
+    for image, (fingerprint, small) in zip(images, got):
+        spectrum, small_oracle = plain(image)
+        np.testing.assert_array_equal(fingerprint[F.TILE**2 : -1], spectrum)
+        np.testing.assert_array_equal(fingerprint, F.fingerprint_of(image))
+        np.testing.assert_allclose(small, small_oracle, rtol=1e-6)
+
+
 def test_fingerprint_beats_the_pixel_probe_when_only_the_generator_differs(tmp_path):
     """Same content distribution in every subset, a different generator trace each: the fingerprint
     probe must separate them; a logistic regression on the raw pixels cannot."""
