@@ -175,13 +175,17 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="peer + auto pairs, interleaved (the median share is kept)")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     a = p.parse_args(argv)
-    res = run(a.images, a.model, a.work, threads=a.threads, workers=a.workers, rounds=a.rounds)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n")
+    show_and_save(run(a.images, a.model, a.work, threads=a.threads, workers=a.workers, rounds=a.rounds), a.json)
     return 0
+
+
+def show_and_save(result: dict, path: Path | None) -> None:
+    """A benchmark script's result printed as JSON, and written to ``path`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
 
 
 def test_evidence_share_small(benchmark, tmp_path):
