@@ -48,7 +48,7 @@ def _scratch(name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     The per-image arrays of the features (median, residual, DFT, power, integral image: 64–264 KB each at
     256²) are written into the same memory image after image. Fresh arrays of that size are served by glibc
     from the OS in some heap states (page faults, zeroed pages): measured 0.53–0.69 ms per 256² fingerprint
-    then against 0.28 ms with the buffers reused, the same values. What a buffer holds is only valid until
+    then against 0.28–0.29 ms with the buffers reused, the same values. What a buffer holds is only valid until
     the thread's next image: nothing returned to a caller is one."""
     buffers = _SCRATCH.__dict__
     buf = buffers.get(name)
