@@ -71,43 +71,53 @@ def _grow(px: np.ndarray, n: int, rng) -> np.ndarray:
     return np.concatenate(out)[:n]
 
 
-def test_evidence_share_of_embedding(benchmark, demo_membership, tmp_path_factory, machine):
+def embedded_inputs(demo_root: Path, total: int | None, onnx_dir: Path) -> dict:
+    """The images of the demo set at ``demo_root`` grown to ``total`` (``_grow``; None: as they are), the real
+    images' labels, and the deterministic untrained Siamese CNN's embeddings of all of them with the time they took
+    (``embed_s``); the evidence and the fusion run once on 8 images afterwards (imports of OpenCV, torch and
+    scikit-learn, and warm-up: outside every clock, as the backend's load)."""
     from bench_score import siamese_onnx
 
     from fprt.runtime.backends import load_backend
     from fprt.runtime.evidence.membership import membership_evidence
     from fprt.runtime.methods.auto_membership import fit_fusion
 
-    real, labels, gen = _images(demo_membership)
-    total = int(os.environ.get("FPRT_BENCH_EVIDENCE_IMAGES", len(real) + len(gen)))
+    real, labels, gen = _images(demo_root)
+    total = total or len(real) + len(gen)
     rng = np.random.default_rng(0)
     n_real = int(round(total * len(real) / (len(real) + len(gen))))
     real, gen = _grow(real, n_real, rng), _grow(gen, total - n_real, rng)
-    labels = np.resize(labels, len(real))
-    backend = load_backend(siamese_onnx(tmp_path_factory.mktemp("onnx")), threads=os.cpu_count())
+    backend = load_backend(siamese_onnx(onnx_dir), threads=os.cpu_count())
     x_all = np.concatenate([real, gen])
-
-    def embed():
-        out = [backend.infer(x_all[i : i + 64])["embedding"] for i in range(0, len(x_all), 64)]
-        return np.concatenate(out)
-
     t0 = time.perf_counter()
-    emb = embed()
+    emb = np.concatenate([backend.infer(x_all[i : i + 64])["embedding"] for i in range(0, len(x_all), 64)])
     t_embed = time.perf_counter() - t0
     re, ge = emb[: len(real)], emb[len(real) :]
+    warm = membership_evidence(real[:8], gen[:8], real_emb=re[:8], gen_emb=ge[:8], metric=backend.meta.metric)
+    fit_fusion(warm, np.arange(8) % 2, 2)
+    return {"real": real, "labels": np.resize(labels, len(real)), "gen": gen, "real_emb": re, "gen_emb": ge,
+            "metric": backend.meta.metric, "embed_s": t_embed, "total": total}
+
+
+def test_evidence_share_of_embedding(benchmark, demo_membership, tmp_path_factory, machine):
+    from fprt.runtime.evidence.membership import membership_evidence
+    from fprt.runtime.methods.auto_membership import fit_fusion
+
+    env = os.environ.get("FPRT_BENCH_EVIDENCE_IMAGES")
+    inp = embedded_inputs(demo_membership, int(env) if env else None, tmp_path_factory.mktemp("onnx"))
+    real, labels, gen, re, ge = inp["real"], inp["labels"], inp["gen"], inp["real_emb"], inp["gen_emb"]
+    total, t_embed = inp["total"], inp["embed_s"]
 
     parts = {}
 
     def evidence_and_fusion():
         t0 = time.perf_counter()
-        ev = membership_evidence(real, gen, real_emb=re, gen_emb=ge, metric=backend.meta.metric)
+        ev = membership_evidence(real, gen, real_emb=re, gen_emb=ge, metric=inp["metric"])
         parts["evidence_s"] = round(time.perf_counter() - t0, 3)
         fit_fusion(ev, labels, 5)
         parts["fusion_s"] = round(time.perf_counter() - t0 - parts["evidence_s"], 3)
         return ev
 
-    warm = membership_evidence(real[:8], gen[:8], real_emb=re[:8], gen_emb=ge[:8], metric=backend.meta.metric)
-    fit_fusion(warm, np.arange(8) % 2, 2)  # imports (OpenCV, torch, scikit-learn) and warm-up, as the backend's load
     benchmark.pedantic(evidence_and_fusion, rounds=1, iterations=1)
     t_ev = benchmark.stats.stats.mean
     share = t_ev / t_embed

@@ -67,35 +67,22 @@ def variant(opts: dict):
 
 def timing(total: int, work: Path) -> dict:
     import bench_evidence_membership as B
-    from bench_score import siamese_onnx
 
     from fprt.demo import make_demo_data
-    from fprt.runtime.backends import load_backend
     from fprt.runtime.evidence import membership as M
     from fprt.runtime.methods.auto_membership import fit_fusion
 
     root = work / "demo-membership"
     if not (root / "data").exists():
         make_demo_data(root / "data", "membership", seed=0, n_used=100, n_not_used=100, n_generated=300, progress=False)
-    real, labels, gen = B._images(root / "data")
-    rng = np.random.default_rng(0)
-    n_real = int(round(total * len(real) / (len(real) + len(gen))))
-    real, gen = B._grow(real, n_real, rng), B._grow(gen, total - n_real, rng)
-    labels = np.resize(labels, len(real))
-    backend = load_backend(siamese_onnx(work / "onnx"), threads=os.cpu_count())
-    x = np.concatenate([real, gen])
-    t0 = time.perf_counter()
-    emb = np.concatenate([backend.infer(x[i : i + 64])["embedding"] for i in range(0, len(x), 64)])
-    t_embed = time.perf_counter() - t0
-    re, ge = emb[: len(real)], emb[len(real) :]
-    warm = M.membership_evidence(real[:8], gen[:8], real_emb=re[:8], gen_emb=ge[:8], metric=backend.meta.metric)
-    fit_fusion(warm, np.arange(8) % 2, 2)  # imports and warm-up, outside the clocks
+    inp = B.embedded_inputs(root / "data", total, work / "onnx")
+    real, labels, gen, re, ge, t_embed = (inp[k] for k in ("real", "labels", "gen", "real_emb", "gen_emb", "embed_s"))
     out = {"images": total, "real": len(real), "generated": len(gen), "embed_s": round(t_embed, 2),
            "load_start": round(os.getloadavg()[0], 2), "variants": {}}
     for name, opts in VARIANTS.items():
         with variant(opts):
             t0 = time.perf_counter()
-            ev = M.membership_evidence(real, gen, real_emb=re, gen_emb=ge, metric=backend.meta.metric, k=3)
+            ev = M.membership_evidence(real, gen, real_emb=re, gen_emb=ge, metric=inp["metric"], k=3)
             t_ev = time.perf_counter() - t0
             fit_fusion(ev, labels, 5)
             t = time.perf_counter() - t0

@@ -299,7 +299,7 @@ def untraced_row() -> np.ndarray:
 
 def untraced_rows(fingerprints: np.ndarray) -> np.ndarray:
     """Indices of the rows of an N × F fingerprint block that are ``untraced_row()``s."""
-    return np.flatnonzero(np.isnan(fingerprints).all(axis=1)) if len(fingerprints) else np.zeros(0, np.int64)
+    return np.flatnonzero(np.isnan(fingerprints).all(axis=1))
 
 
 def native_size(path) -> int:
